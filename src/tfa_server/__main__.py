@@ -1,0 +1,3 @@
+from tfa_server.cli import main
+
+raise SystemExit(main())

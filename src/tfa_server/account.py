@@ -1,0 +1,210 @@
+"""What a signed-in person does to their own account: 2FA, recovery codes, history, sessions."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from tfa_server import totp, views
+from tfa_server.auth import SignIn, history_event
+from tfa_server.core import Core, Origin
+from tfa_server.errors import Conflict, InvalidCode, NotFound, PolicyRequires2fa, Unauthorized
+from tfa_server.second_factor import Method, new_recovery_codes
+from tfa_server.storage import history, policy, users
+from tfa_server.storage import second_factor as factor_rows
+from tfa_server.storage import sessions as session_rows
+from tfa_server.storage.database import transaction
+from tfa_server.storage.sessions import Session
+from tfa_server.storage.users import User
+
+JsonObject = dict[str, Any]
+
+FORCED_POLICY_WARNING = (
+    "Two-factor authentication is mandatory for all accounts. If you disconnect it you will be"
+    " signed out everywhere and must set it up again at your next sign-in."
+)
+
+
+def _user(conn: sqlite3.Connection, user_id: int) -> User:
+    user = users.by_id(conn, user_id)
+    if user is None:
+        raise Unauthorized("This account no longer exists.")
+    return user
+
+
+class Account:
+    def __init__(self, core: Core, sign_in: SignIn) -> None:
+        self.core = core
+        self.sign_in = sign_in
+
+    async def me(self, session: Session) -> JsonObject:
+        return await self.core.db.run(
+            lambda conn: views.me(conn, _user(conn, session.user_id), session)
+        )
+
+    async def user_view(self, user_id: int, session_id: int) -> JsonObject:
+        def _view(conn: sqlite3.Connection) -> JsonObject:
+            return views.me(conn, _user(conn, user_id), session_rows.by_id(conn, session_id))
+
+        return await self.core.db.run(_view)
+
+    async def totp_setup(self, session: Session) -> JsonObject:
+        """A new pending secret; it replaces any earlier pending one and is not active yet."""
+        core = self.core
+        rules = core.settings.totp
+        secret = totp.new_secret(rules)
+
+        def _store(conn: sqlite3.Connection) -> User:
+            with transaction(conn):
+                user = _user(conn, session.user_id)
+                if user.totp_enabled:
+                    raise Conflict(
+                        "Two-factor authentication is already on. Disconnect it first to"
+                        " connect another app."
+                    )
+                blob = core.keys.encrypt_secret(secret, user.id)
+                factor_rows.put_pending(conn, user.id, blob, core.now())
+                return user
+
+        user = await core.db.run(_store)
+        return {
+            "secret": secret,
+            "otpauth_uri": totp.provisioning_uri(
+                secret, user.username, core.settings.issuer, rules
+            ),
+            "issuer": core.settings.issuer,
+            "account": user.username,
+            "algorithm": rules.algorithm,
+            "digits": rules.digits,
+            "period": rules.period,
+        }
+
+    async def totp_confirm(self, session: Session, code: str, origin: Origin) -> JsonObject:
+        """The first right code turns 2FA on, issues the codes and, for an enrollment
+        session, makes it a full one: all in one transaction."""
+        core = self.core
+
+        def _confirm(conn: sqlite3.Connection) -> list[str]:
+            now = core.now()
+            with transaction(conn):
+                user = _user(conn, session.user_id)
+                blob = factor_rows.pending_secret(conn, user.id)
+                if user.totp_enabled or blob is None:
+                    raise Conflict(
+                        "There is no setup waiting for a code. Start the setup again."
+                        if not user.totp_enabled
+                        else "Two-factor authentication is already on."
+                    )
+                secret = core.keys.decrypt_secret(blob, user.id)
+                step = totp.matching_step(secret, code, now, core.settings.totp)
+                if step is None:
+                    raise InvalidCode(
+                        "That code is not right. Check that the app shows this account and"
+                        " that your device's clock is correct, then try the next code."
+                    )
+                if not factor_rows.activate(conn, user.id, blob, step, now):
+                    raise Conflict("Two-factor authentication is already on.")
+                codes = new_recovery_codes(conn, core, user.id)
+                if session.kind == "enrollment":
+                    session_rows.upgrade_to_full(conn, session.id)
+                history.record(
+                    conn, history_event(user, "", origin, "totp_enabled", True, "totp"), now
+                )
+                return codes
+
+        return {"recovery_codes": await core.db.run(_confirm)}
+
+    async def totp_disable(
+        self,
+        session: Session,
+        password: str,
+        code: str,
+        acknowledge_forced_policy: bool,
+        origin: Origin,
+    ) -> JsonObject:
+        core = self.core
+        forced = await core.db.run(lambda conn: policy.load(conn).force_2fa)
+        if forced and not acknowledge_forced_policy:
+            raise PolicyRequires2fa(FORCED_POLICY_WARNING)
+        user = await core.db.run(lambda conn: _user(conn, session.user_id))
+        if not user.totp_enabled:
+            raise Conflict("Two-factor authentication is not on.")
+
+        def _disable(conn: sqlite3.Connection, method: Method) -> bool:
+            now = core.now()
+            # Read the policy again inside the transaction: it may have changed meanwhile.
+            forced_now = policy.load(conn).force_2fa
+            factor_rows.remove(conn, user.id)
+            history.record(
+                conn, history_event(user, "", origin, "totp_disabled", True, method), now
+            )
+            if forced_now:
+                session_rows.revoke_all(conn, user.id, now)
+                history.record(
+                    conn,
+                    history_event(
+                        user, "", origin, "forced_sign_out", True, None, "policy_requires_2fa"
+                    ),
+                    now,
+                )
+            return forced_now
+
+        logged_out = await self.sign_in.reauthenticate(user.id, password, code, origin, _disable)
+        return {"totp_enabled": False, "logged_out": logged_out}
+
+    async def regenerate_recovery_codes(
+        self, session: Session, password: str, code: str, origin: Origin
+    ) -> JsonObject:
+        core = self.core
+        user = await core.db.run(lambda conn: _user(conn, session.user_id))
+        if not user.totp_enabled:
+            raise Conflict("Two-factor authentication is not on, so there are no recovery codes.")
+
+        def _regenerate(conn: sqlite3.Connection, method: Method) -> list[str]:
+            codes = new_recovery_codes(conn, core, user.id)
+            history.record(
+                conn,
+                history_event(user, "", origin, "recovery_codes_regenerated", True, method),
+                core.now(),
+            )
+            return codes
+
+        codes = await self.sign_in.reauthenticate(user.id, password, code, origin, _regenerate)
+        return {"recovery_codes": codes}
+
+    async def history(self, session: Session, limit: int, before: int | None) -> JsonObject:
+        rows = await self.core.db.run(
+            lambda conn: history.page(conn, limit=limit + 1, before=before, user_id=session.user_id)
+        )
+        return views.page(rows, limit, views.history_item)
+
+    async def sessions(self, session: Session) -> JsonObject:
+        core = self.core
+        rows = await core.db.run(
+            lambda conn: session_rows.active(
+                conn, session.user_id, core.now(), core.settings.sessions.idle_timeout
+            )
+        )
+        return {"items": [views.session_item(row, session.id) for row in rows]}
+
+    async def revoke_session(self, session: Session, target_id: int, origin: Origin) -> None:
+        core = self.core
+
+        def _revoke(conn: sqlite3.Connection) -> None:
+            now = core.now()
+            with transaction(conn):
+                target = session_rows.by_id(conn, target_id)
+                if (
+                    target is None
+                    or target.user_id != session.user_id
+                    or target.kind == "challenge"
+                    or target.revoked_at is not None
+                ):
+                    raise NotFound("There is no such active session.")
+                session_rows.revoke(conn, target_id, now)
+                user = _user(conn, session.user_id)
+                history.record(
+                    conn, history_event(user, "", origin, "session_revoked", True, None), now
+                )
+
+        await core.db.run(_revoke)

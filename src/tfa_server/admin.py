@@ -1,0 +1,190 @@
+"""Administration: policy, accounts, everyone's history and the audit log.
+
+Shared by the HTTP API and the `tfa-server` CLI, so both are audited the same way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from tfa_server import views
+from tfa_server.auth import USERNAME, canonical_username, history_event
+from tfa_server.core import Core, Origin
+from tfa_server.errors import Conflict, InvalidRequest, NotFound
+from tfa_server.passwords import password_problem
+from tfa_server.storage import audit, history, policy, users
+from tfa_server.storage import second_factor as factor_rows
+from tfa_server.storage import sessions as session_rows
+from tfa_server.storage.audit import AuditEntry
+from tfa_server.storage.database import transaction
+from tfa_server.storage.users import User
+from tfa_server.throttle import ThrottleState
+
+JsonObject = dict[str, Any]
+MAX_GRACE_DAYS = 365
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: an administrator over HTTP, or `cli:<login>` on the server's console."""
+
+    name: str
+    origin: Origin | None
+
+
+def valid_username(username: str) -> str:
+    name = canonical_username(username)
+    if not USERNAME.fullmatch(name):
+        raise InvalidRequest(
+            "Usernames are 1 to 64 characters: letters, digits, '.', '_' and '-',"
+            " starting with a letter or digit."
+        )
+    return name
+
+
+def _target(conn: sqlite3.Connection, username: str) -> User:
+    user = users.by_name(conn, canonical_username(username))
+    if user is None:
+        raise NotFound(f"There is no user '{username[:64]}'.")
+    return user
+
+
+class Admin:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def _audit(
+        self,
+        conn: sqlite3.Connection,
+        actor: Actor,
+        action: str,
+        target: str | None,
+        detail: dict[str, Any],
+    ) -> None:
+        origin = actor.origin
+        entry = AuditEntry(
+            actor.name,
+            action,
+            target,
+            detail,
+            origin.ip if origin else None,
+            origin.client if origin else None,
+        )
+        audit.record(conn, entry, self.core.now())
+
+    async def get_policy(self) -> JsonObject:
+        return views.policy_view(await self.core.db.run(policy.load))
+
+    async def set_policy(self, actor: Actor, force_2fa: bool, grace_period_days: int) -> JsonObject:
+        if not 0 <= grace_period_days <= MAX_GRACE_DAYS:
+            raise InvalidRequest(f"The grace period is 0 to {MAX_GRACE_DAYS} days.")
+
+        def _save(conn: sqlite3.Connection) -> policy.Policy:
+            with transaction(conn):
+                before = policy.load(conn)
+                after = policy.save(conn, force_2fa, grace_period_days, self.core.now())
+                self._audit(
+                    conn,
+                    actor,
+                    "policy_changed",
+                    None,
+                    {
+                        "before": {
+                            "force_2fa": before.force_2fa,
+                            "grace_period_days": before.grace_period_days,
+                        },
+                        "after": {"force_2fa": force_2fa, "grace_period_days": grace_period_days},
+                    },
+                )
+                return after
+
+        return views.policy_view(await self.core.db.run(_save))
+
+    async def list_users(self) -> JsonObject:
+        found = await self.core.db.run(users.all_users)
+        now = self.core.now()
+        return {"items": [views.admin_user(user, now) for user in found]}
+
+    async def create_user(
+        self, actor: Actor, username: str, password: str, is_admin: bool
+    ) -> JsonObject:
+        name = valid_username(username)
+        problem = password_problem(password)
+        if problem:
+            raise InvalidRequest(problem)
+        password_hash = await self.core.passwords.hash(password)
+
+        def _create(conn: sqlite3.Connection) -> User:
+            with transaction(conn):
+                user_id = users.create(conn, name, password_hash, is_admin, self.core.now())
+                if user_id is None:
+                    raise Conflict(f"The username '{name}' is taken.")
+                self._audit(conn, actor, "user_created", name, {"is_admin": is_admin})
+                created = users.by_id(conn, user_id)
+                assert created is not None
+                return created
+
+        return views.admin_user(await self.core.db.run(_create), self.core.now())
+
+    async def reset_2fa(self, actor: Actor, username: str) -> JsonObject:
+        """Remove the user's 2FA and end their sessions, for a person who lost their phone."""
+
+        def _reset(conn: sqlite3.Connection) -> User:
+            now = self.core.now()
+            with transaction(conn):
+                user = _target(conn, username)
+                had_2fa = factor_rows.remove(conn, user.id)
+                ended = session_rows.revoke_all(conn, user.id, now)
+                origin = actor.origin or Origin("", "tfa-server cli")
+                history.record(
+                    conn,
+                    history_event(user, "", origin, "totp_reset_by_admin", True, None),
+                    now,
+                )
+                self._audit(
+                    conn,
+                    actor,
+                    "totp_reset",
+                    user.username,
+                    {"had_2fa": had_2fa, "sessions_ended": ended},
+                )
+                fresh = users.by_id(conn, user.id)
+                assert fresh is not None
+                return fresh
+
+        return views.admin_user(await self.core.db.run(_reset), self.core.now())
+
+    async def unlock(self, actor: Actor, username: str) -> JsonObject:
+        def _unlock(conn: sqlite3.Connection) -> User:
+            with transaction(conn):
+                user = _target(conn, username)
+                users.save_throttle(conn, user.id, ThrottleState())
+                self._audit(
+                    conn,
+                    actor,
+                    "user_unlocked",
+                    user.username,
+                    {"failed_attempts": user.failed_attempts},
+                )
+                fresh = users.by_id(conn, user.id)
+                assert fresh is not None
+                return fresh
+
+        return views.admin_user(await self.core.db.run(_unlock), self.core.now())
+
+    async def history(
+        self, username: str | None, success: bool | None, limit: int, before: int | None
+    ) -> JsonObject:
+        name = canonical_username(username) if username else None
+        rows = await self.core.db.run(
+            lambda conn: history.page(
+                conn, limit=limit + 1, before=before, username=name, success=success
+            )
+        )
+        return views.page(rows, limit, lambda row: views.history_item(row, with_username=True))
+
+    async def audit_log(self, limit: int, before: int | None) -> JsonObject:
+        rows = await self.core.db.run(lambda conn: audit.page(conn, limit=limit + 1, before=before))
+        return views.page(rows, limit, views.audit_item)

@@ -1,0 +1,503 @@
+"""The HTTP API: one table of routes, used both to dispatch and to write the OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tfa_server import sessions
+from tfa_server.account import Account
+from tfa_server.admin import Actor, Admin
+from tfa_server.auth import SignedIn, SignIn
+from tfa_server.clock import rfc3339
+from tfa_server.core import Core, Origin
+from tfa_server.errors import ApiError, Forbidden, InvalidRequest, NotFound, ServiceUnavailable
+from tfa_server.http.messages import Request, Response, error_response
+from tfa_server.http.router import Router
+from tfa_server.storage.database import storage_unavailable
+from tfa_server.storage.sessions import Session
+from tfa_server.validation import Body, Field, QueryParam, parse_query
+
+log = logging.getLogger("tfa_server")
+
+Auth = Literal["none", "challenge", "enrollment", "full", "admin"]
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    request: Request
+    origin: Origin
+    params: Mapping[str, str]
+    body: JsonObject
+    query: JsonObject
+    session: Session | None
+
+    @property
+    def own_session(self) -> Session:
+        assert self.session is not None
+        return self.session
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(f"user:{self.own_session.user_id}", self.origin)
+
+
+Handler = Callable[[Call], Awaitable[JsonObject | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    handler: Handler
+    auth: Auth = "full"
+    body: Body | None = None
+    query: tuple[QueryParam, ...] = ()
+    status: int = 200
+    response: str | None = None
+    errors: tuple[int, ...] = field(default=())
+    tag: str = "account"
+
+
+CODE = Field("code", str, max_length=64, description="6-digit TOTP code or a recovery code")
+PASSWORD = Field("password", str, max_length=1024)
+LIMIT = QueryParam("limit", int, 1, 200, "Page size, 1 to 200 (default 50).")
+BEFORE = QueryParam("before", int, 1, 2**62, "Return entries older than this id (keyset paging).")
+
+
+def _page_args(call: Call) -> tuple[int, int | None]:
+    limit = call.query["limit"] if call.query["limit"] is not None else 50
+    return limit, call.query["before"]
+
+
+class Api:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.sign_in = SignIn(core)
+        self.account = Account(core, self.sign_in)
+        self.admin = Admin(core)
+        self.routes = self._routes()
+        self._router = Router(self.routes, lambda route: (route.method, route.path))
+
+    async def handle(self, request: Request) -> Response:
+        """Every failure leaves as the documented error shape; bugs go to the transport's 500."""
+        try:
+            return await self._dispatch(request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.code, exc.message, exc.headers)
+        except Exception as exc:
+            if not storage_unavailable(exc):
+                raise
+            log.error("storage unavailable (request %s): %s", request.request_id, exc)
+            error = ServiceUnavailable(
+                "The server cannot store data right now. Nothing was changed; try again later."
+            )
+            return error_response(error.status, error.code, error.message, [("Retry-After", "30")])
+
+    async def _dispatch(self, request: Request) -> Response:
+        found = self._router.match(request.method, request.path)
+        route = found.route
+        origin = Origin(request.peer, request.user_agent)
+        query = parse_query(route.query, request.query)
+        if route.body is not None:
+            body = route.body.parse(request.body)
+        elif request.body.strip():
+            raise InvalidRequest("This request takes no body.")
+        else:
+            body = {}
+        session = await self._authenticate(route, request, origin)
+        result = await route.handler(Call(request, origin, found.params, body, query, session))
+        return Response(route.status, result)
+
+    async def _authenticate(self, route: Route, request: Request, origin: Origin) -> Session | None:
+        if route.auth in ("none", "challenge"):
+            return None
+        session = await sessions.resolve(
+            self.core,
+            request.headers.get("authorization"),
+            origin,
+            allow_enrollment=route.auth == "enrollment",
+        )
+        if route.auth == "admin":
+            user = await self.account.me(session)
+            if not user["is_admin"]:
+                raise Forbidden("This needs an administrator account.")
+        return session
+
+    async def _signed_in(self, result: SignedIn) -> JsonObject:
+        body: JsonObject = {
+            "status": result.status,
+            "token": result.token,
+            "expires_at": rfc3339(result.expires_at),
+            "user": await self.account.user_view(result.user_id, result.session_id),
+        }
+        if result.recovery_codes_left is not None:
+            body["recovery_codes_left"] = result.recovery_codes_left
+        return body
+
+    # Handlers: thin; the services hold the rules.
+
+    async def _healthz(self, call: Call) -> JsonObject:
+        return {"status": "ok"}
+
+    async def _openapi(self, call: Call) -> JsonObject:
+        from tfa_server.openapi import document
+
+        return document(self.routes)
+
+    async def _login(self, call: Call) -> JsonObject:
+        body = call.body
+        return await self._signed_in(
+            await self.sign_in.login(body["username"], body["password"], call.origin)
+        )
+
+    async def _login_totp(self, call: Call) -> JsonObject:
+        auth = call.request.headers.get("authorization")
+        return await self._signed_in(
+            await self.sign_in.second_factor(auth, call.body["code"], "totp", call.origin)
+        )
+
+    async def _login_recovery(self, call: Call) -> JsonObject:
+        auth = call.request.headers.get("authorization")
+        return await self._signed_in(
+            await self.sign_in.second_factor(auth, call.body["code"], "recovery_code", call.origin)
+        )
+
+    async def _logout(self, call: Call) -> None:
+        await self.sign_in.logout(call.own_session, call.origin)
+
+    async def _me(self, call: Call) -> JsonObject:
+        return await self.account.me(call.own_session)
+
+    async def _totp_setup(self, call: Call) -> JsonObject:
+        return await self.account.totp_setup(call.own_session)
+
+    async def _totp_confirm(self, call: Call) -> JsonObject:
+        return await self.account.totp_confirm(call.own_session, call.body["code"], call.origin)
+
+    async def _totp_disable(self, call: Call) -> JsonObject:
+        body = call.body
+        return await self.account.totp_disable(
+            call.own_session,
+            body["password"],
+            body["code"],
+            body.get("acknowledge_forced_policy", False),
+            call.origin,
+        )
+
+    async def _recovery_codes(self, call: Call) -> JsonObject:
+        body = call.body
+        return await self.account.regenerate_recovery_codes(
+            call.own_session, body["password"], body["code"], call.origin
+        )
+
+    async def _history(self, call: Call) -> JsonObject:
+        return await self.account.history(call.own_session, *_page_args(call))
+
+    async def _sessions(self, call: Call) -> JsonObject:
+        return await self.account.sessions(call.own_session)
+
+    async def _revoke_session(self, call: Call) -> None:
+        raw = call.params["id"]
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+            raise NotFound("There is no such active session.")
+        await self.account.revoke_session(call.own_session, int(raw), call.origin)
+
+    async def _get_policy(self, call: Call) -> JsonObject:
+        return await self.admin.get_policy()
+
+    async def _put_policy(self, call: Call) -> JsonObject:
+        body = call.body
+        return await self.admin.set_policy(call.actor, body["force_2fa"], body["grace_period_days"])
+
+    async def _list_users(self, call: Call) -> JsonObject:
+        return await self.admin.list_users()
+
+    async def _create_user(self, call: Call) -> JsonObject:
+        body = call.body
+        return await self.admin.create_user(
+            call.actor, body["username"], body["password"], body.get("is_admin", False)
+        )
+
+    async def _reset_2fa(self, call: Call) -> JsonObject:
+        return await self.admin.reset_2fa(call.actor, call.params["username"])
+
+    async def _unlock(self, call: Call) -> JsonObject:
+        return await self.admin.unlock(call.actor, call.params["username"])
+
+    async def _admin_history(self, call: Call) -> JsonObject:
+        limit, before = _page_args(call)
+        return await self.admin.history(
+            call.query["username"], call.query["success"], limit, before
+        )
+
+    async def _audit(self, call: Call) -> JsonObject:
+        return await self.admin.audit_log(*_page_args(call))
+
+    def _routes(self) -> list[Route]:
+        v1 = "/api/v1"
+        user_errors = (401, 403)
+        return [
+            Route(
+                "GET",
+                "/healthz",
+                "health",
+                "Liveness check",
+                self._healthz,
+                "none",
+                response="Health",
+                tag="meta",
+            ),
+            Route(
+                "GET",
+                f"{v1}/openapi.json",
+                "openapi",
+                "This document",
+                self._openapi,
+                "none",
+                response="OpenApiDocument",
+                tag="meta",
+            ),
+            Route(
+                "POST",
+                f"{v1}/login",
+                "login",
+                "Sign in with username and password",
+                self._login,
+                "none",
+                body=Body((Field("username", str, max_length=256), PASSWORD)),
+                response="SignInResult",
+                errors=(400, 401, 429),
+                tag="sign-in",
+            ),
+            Route(
+                "POST",
+                f"{v1}/login/totp",
+                "loginTotp",
+                "Second step: a TOTP code, with the challenge token as Bearer",
+                self._login_totp,
+                "challenge",
+                body=Body((CODE,)),
+                response="SignInResult",
+                errors=(400, 401, 429),
+                tag="sign-in",
+            ),
+            Route(
+                "POST",
+                f"{v1}/login/recovery",
+                "loginRecovery",
+                "Second step: a recovery code, with the challenge token as Bearer",
+                self._login_recovery,
+                "challenge",
+                body=Body((CODE,)),
+                response="SignInResult",
+                errors=(400, 401, 429),
+                tag="sign-in",
+            ),
+            Route(
+                "POST",
+                f"{v1}/logout",
+                "logout",
+                "End this session",
+                self._logout,
+                "enrollment",
+                status=204,
+                errors=(401,),
+                tag="sign-in",
+            ),
+            Route(
+                "GET",
+                f"{v1}/me",
+                "getMe",
+                "The signed-in user",
+                self._me,
+                "enrollment",
+                response="Me",
+                errors=(401,),
+            ),
+            Route(
+                "POST",
+                f"{v1}/me/totp/setup",
+                "setupTotp",
+                "Start connecting an authenticator app (pending until confirmed)",
+                self._totp_setup,
+                "enrollment",
+                response="TotpSetup",
+                errors=(401, 409),
+            ),
+            Route(
+                "POST",
+                f"{v1}/me/totp/confirm",
+                "confirmTotp",
+                "Confirm the pending secret with a code; 2FA is on and recovery codes issued",
+                self._totp_confirm,
+                "enrollment",
+                body=Body((CODE,)),
+                response="RecoveryCodes",
+                errors=(400, 401, 409),
+            ),
+            Route(
+                "DELETE",
+                f"{v1}/me/totp",
+                "disableTotp",
+                "Disconnect 2FA (needs the password and a current code)",
+                self._totp_disable,
+                body=Body(
+                    (PASSWORD, CODE, Field("acknowledge_forced_policy", bool, required=False))
+                ),
+                response="TotpDisabled",
+                errors=(400, *user_errors, 409, 429),
+            ),
+            Route(
+                "POST",
+                f"{v1}/me/recovery-codes",
+                "regenerateRecoveryCodes",
+                "Replace the recovery codes (needs the password and a current code)",
+                self._recovery_codes,
+                body=Body((PASSWORD, CODE)),
+                response="RecoveryCodes",
+                errors=(400, *user_errors, 409, 429),
+            ),
+            Route(
+                "GET",
+                f"{v1}/me/history",
+                "getHistory",
+                "Own login history, newest first",
+                self._history,
+                query=(LIMIT, BEFORE),
+                response="HistoryPage",
+                errors=(400, *user_errors),
+            ),
+            Route(
+                "GET",
+                f"{v1}/me/sessions",
+                "listSessions",
+                "Own active sessions",
+                self._sessions,
+                response="SessionList",
+                errors=user_errors,
+            ),
+            Route(
+                "DELETE",
+                f"{v1}/me/sessions/{{id}}",
+                "revokeSession",
+                "Revoke one session",
+                self._revoke_session,
+                status=204,
+                errors=(*user_errors, 404),
+            ),
+            Route(
+                "GET",
+                f"{v1}/admin/policy",
+                "getPolicy",
+                "The 2FA policy",
+                self._get_policy,
+                "admin",
+                response="Policy",
+                errors=user_errors,
+                tag="admin",
+            ),
+            Route(
+                "PUT",
+                f"{v1}/admin/policy",
+                "setPolicy",
+                "Change the 2FA policy (audited)",
+                self._put_policy,
+                "admin",
+                body=Body(
+                    (
+                        Field("force_2fa", bool),
+                        Field("grace_period_days", int, minimum=0, maximum=365),
+                    )
+                ),
+                response="Policy",
+                errors=(400, *user_errors),
+                tag="admin",
+            ),
+            Route(
+                "GET",
+                f"{v1}/admin/users",
+                "listUsers",
+                "All accounts",
+                self._list_users,
+                "admin",
+                response="UserList",
+                errors=user_errors,
+                tag="admin",
+            ),
+            Route(
+                "POST",
+                f"{v1}/admin/users",
+                "createUser",
+                "Create an account (audited)",
+                self._create_user,
+                "admin",
+                status=201,
+                body=Body(
+                    (
+                        Field("username", str, max_length=64),
+                        PASSWORD,
+                        Field("is_admin", bool, required=False),
+                    )
+                ),
+                response="AdminUser",
+                errors=(400, *user_errors, 409),
+                tag="admin",
+            ),
+            Route(
+                "POST",
+                f"{v1}/admin/users/{{username}}/reset-2fa",
+                "resetUser2fa",
+                "Remove a user's 2FA and end their sessions (audited)",
+                self._reset_2fa,
+                "admin",
+                response="AdminUser",
+                errors=(*user_errors, 404),
+                tag="admin",
+            ),
+            Route(
+                "POST",
+                f"{v1}/admin/users/{{username}}/unlock",
+                "unlockUser",
+                "Clear a user's throttling (audited)",
+                self._unlock,
+                "admin",
+                response="AdminUser",
+                errors=(*user_errors, 404),
+                tag="admin",
+            ),
+            Route(
+                "GET",
+                f"{v1}/admin/history",
+                "getAdminHistory",
+                "Everyone's login events, filterable",
+                self._admin_history,
+                "admin",
+                query=(
+                    QueryParam("username", str, description="Only this (attempted) name."),
+                    QueryParam("success", bool, description="true or false."),
+                    LIMIT,
+                    BEFORE,
+                ),
+                response="AdminHistoryPage",
+                errors=(400, *user_errors),
+                tag="admin",
+            ),
+            Route(
+                "GET",
+                f"{v1}/admin/audit",
+                "getAudit",
+                "Administrator actions, newest first",
+                self._audit,
+                "admin",
+                query=(LIMIT, BEFORE),
+                response="AuditPage",
+                errors=(400, *user_errors),
+                tag="admin",
+            ),
+        ]

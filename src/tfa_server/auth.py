@@ -1,0 +1,338 @@
+"""Signing in: the password step, the second factor, re-authentication and signing out."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from tfa_server import sessions
+from tfa_server.core import Core, Origin
+from tfa_server.errors import (
+    ChallengeExpired,
+    CodeReused,
+    InvalidCode,
+    InvalidCredentials,
+    TooManyAttempts,
+    Unauthorized,
+)
+from tfa_server.second_factor import Method, Verdict, check, method_of
+from tfa_server.storage import history, policy, users
+from tfa_server.storage import second_factor as factor_rows
+from tfa_server.storage import sessions as session_rows
+from tfa_server.storage.database import transaction
+from tfa_server.storage.history import HistoryEvent
+from tfa_server.storage.sessions import Session
+from tfa_server.storage.users import User
+from tfa_server.throttle import ThrottleState, after_failure
+
+T = TypeVar("T")
+USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+Status = Literal["authenticated", "totp_required", "enrollment_required"]
+
+WRONG_PASSWORD = "Wrong username or password."  # noqa: S105 a message, not a password
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    status: Status
+    token: str
+    expires_at: float
+    user_id: int
+    session_id: int
+    recovery_codes_left: int | None = None
+
+
+def canonical_username(name: str) -> str:
+    return name.lower()
+
+
+def history_event(
+    user: User | None,
+    name: str,
+    origin: Origin,
+    event: str,
+    success: bool,
+    method: str | None,
+    reason: str | None = None,
+) -> HistoryEvent:
+    return HistoryEvent(
+        user_id=user.id if user else None,
+        username=user.username if user else name[:64],
+        event=event,
+        success=success,
+        method=method,
+        reason=reason,
+        ip=origin.ip,
+        client=origin.client,
+    )
+
+
+class SignIn:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def _record(self, entry: HistoryEvent) -> None:
+        now = self.core.now()
+        await self.core.db.run(lambda conn: history.record(conn, entry, now))
+
+    async def _refuse_if_throttled(
+        self, user: User | None, name: str, origin: Origin, event: str, method: str
+    ) -> None:
+        """Refuse before evaluating anything; the refusal itself goes into the history."""
+        now = self.core.now()
+        state = user.throttle if user else self.core.names.get(name)
+        waits = [
+            wait
+            for wait in (state.retry_after(now), self.core.addresses.retry_after(origin.ip, now))
+            if wait is not None
+        ]
+        if waits:
+            await self._record(history_event(user, name, origin, event, False, method, "throttled"))
+            raise TooManyAttempts(max(waits))
+
+    async def _count_failure(self, user: User | None, name: str, entry: HistoryEvent) -> None:
+        now = self.core.now()
+        if user is None:
+            self.core.names.fail(name, now)
+            await self._record(entry)
+            return
+        state = after_failure(user.throttle, now, self.core.settings.throttle)
+
+        def _write(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                users.save_throttle(conn, user.id, state)
+                history.record(conn, entry, now)
+
+        await self.core.db.run(_write)
+
+    async def _verify_password(
+        self, user: User | None, name: str, password: str, origin: Origin, event: str
+    ) -> bool:
+        """Verify with the address failure counted up front, so parallel guesses from one
+        address cannot all slip under its limit; a success withdraws it."""
+        attempt_at = self.core.now()
+        self.core.addresses.fail(origin.ip, attempt_at)
+        ok = await self.core.passwords.verify(user.password_hash if user else None, password)
+        if ok:
+            self.core.addresses.forgive(origin.ip, attempt_at)
+            return True
+        reason = "bad_password" if user else "unknown_user"
+        entry = history_event(user, name, origin, event, False, "password", reason)
+        await self._count_failure(user, name, entry)
+        return False
+
+    async def login(self, username: str, password: str, origin: Origin) -> SignedIn:
+        name = canonical_username(username)
+        core = self.core
+        async with core.account_locks.hold(name):
+            user = None
+            if USERNAME.fullmatch(name):
+                user = await core.db.run(lambda conn: users.by_name(conn, name))
+            await self._refuse_if_throttled(user, name, origin, "password", "password")
+            if not await self._verify_password(user, name, password, origin, "password"):
+                raise InvalidCredentials(WRONG_PASSWORD)
+            assert user is not None
+            user_id = user.id
+
+            def _succeed(conn: sqlite3.Connection) -> SignedIn:
+                with transaction(conn):
+                    fresh = users.by_id(conn, user_id)
+                    assert fresh is not None
+                    now = core.now()
+                    deadline = policy.load(conn).enrollment_deadline()
+                    status: Status
+                    if fresh.totp_enabled:
+                        status, kind = "totp_required", "challenge"
+                    elif deadline is not None and deadline <= now:
+                        status, kind = "enrollment_required", "enrollment"
+                    else:
+                        status, kind = "authenticated", "full"
+                    issued = sessions.issue(conn, core, fresh, kind, origin)  # type: ignore[arg-type]
+                    reason = None if status == "authenticated" else status
+                    history.record(
+                        conn,
+                        history_event(fresh, name, origin, "password", True, "password", reason),
+                        now,
+                    )
+                    return SignedIn(
+                        status, issued.token, issued.expires_at, user_id, issued.session_id
+                    )
+
+            return await core.db.run(_succeed)
+
+    async def second_factor(
+        self, authorization: str | None, code: str, method: Method, origin: Origin
+    ) -> SignedIn:
+        core = self.core
+        challenge = await sessions.find_challenge(core, authorization)
+        user = await core.db.run(lambda conn: users.by_id(conn, challenge.user_id))
+        if user is None:
+            raise Unauthorized("This account no longer exists.")
+        async with core.account_locks.hold(user.username):
+            user = await core.db.run(lambda conn: users.by_id(conn, challenge.user_id))
+            assert user is not None
+            now = core.now()
+            if not sessions.is_live(challenge, now, core.settings.sessions.idle_timeout):
+                await self._record(
+                    history_event(
+                        user, "", origin, "second_factor", False, method, "expired_challenge"
+                    )
+                )
+                raise ChallengeExpired("This sign-in has expired. Enter your password again.")
+            await self._refuse_if_throttled(user, user.username, origin, "second_factor", method)
+            attempt_at = now
+            core.addresses.fail(origin.ip, attempt_at)
+            outcome = await core.db.run(
+                lambda conn: self._try_code(conn, user, challenge, code, method, origin)
+            )
+            if isinstance(outcome, SignedIn):
+                core.addresses.forgive(origin.ip, attempt_at)
+                return outcome
+            verdict, exhausted = outcome
+            if verdict is Verdict.REUSED:
+                # A reused code was right once: it is no guess, so it counts against no limit.
+                core.addresses.forgive(origin.ip, attempt_at)
+            if exhausted:
+                raise ChallengeExpired(
+                    "That code did not work, and it was the last try for this sign-in."
+                    " Enter your password again."
+                )
+            if verdict is Verdict.REUSED:
+                raise CodeReused(
+                    "That code has already been used. Wait for the next code and try again."
+                    if method == "totp"
+                    else "That recovery code has already been used."
+                )
+            raise InvalidCode(
+                "That code is not right. Check the time on your device and try again."
+                if method == "totp"
+                else "That recovery code is not right."
+            )
+
+    def _try_code(
+        self,
+        conn: sqlite3.Connection,
+        user: User,
+        challenge: Session,
+        code: str,
+        method: Method,
+        origin: Origin,
+    ) -> SignedIn | tuple[Verdict, bool]:
+        """One transaction: spend the code and issue the session, or count the failure."""
+        core = self.core
+        now = core.now()
+        with transaction(conn):
+            current = session_rows.by_id(conn, challenge.id)
+            if current is None or current.revoked_at is not None:
+                history.record(
+                    conn,
+                    history_event(
+                        user, "", origin, "second_factor", False, method, "expired_challenge"
+                    ),
+                    now,
+                )
+                return Verdict.WRONG, True
+            verdict = check(conn, core, user.id, code, method)
+            if verdict is Verdict.ACCEPTED:
+                session_rows.revoke(conn, challenge.id, now)
+                issued = sessions.issue(conn, core, user, "full", origin)
+                history.record(
+                    conn, history_event(user, "", origin, "second_factor", True, method), now
+                )
+                left = (
+                    factor_rows.recovery_codes_left(conn, user.id)
+                    if method == "recovery_code"
+                    else None
+                )
+                return SignedIn(
+                    "authenticated",
+                    issued.token,
+                    issued.expires_at,
+                    user.id,
+                    issued.session_id,
+                    left,
+                )
+            attempts = session_rows.count_attempt(conn, challenge.id)
+            exhausted = attempts >= core.settings.throttle.challenge_attempts
+            if exhausted:
+                session_rows.revoke(conn, challenge.id, now)
+            if verdict is Verdict.WRONG:
+                state = after_failure(user.throttle, now, core.settings.throttle)
+                users.save_throttle(conn, user.id, state)
+            history.record(
+                conn,
+                history_event(user, "", origin, "second_factor", False, method, verdict.value),
+                now,
+            )
+            return verdict, exhausted
+
+    async def reauthenticate(
+        self,
+        user_id: int,
+        password: str,
+        code: str,
+        origin: Origin,
+        then: Callable[[sqlite3.Connection, Method], T],
+    ) -> T:
+        """Password plus a current code before a 2FA change; `then` runs in the same
+        transaction that spends the code, so the change and the spend land together."""
+        core = self.core
+        user = await core.db.run(lambda conn: users.by_id(conn, user_id))
+        if user is None:
+            raise Unauthorized("This account no longer exists.")
+        async with core.account_locks.hold(user.username):
+            user = await core.db.run(lambda conn: users.by_id(conn, user_id))
+            assert user is not None
+            await self._refuse_if_throttled(
+                user, user.username, origin, "reauthentication", "password"
+            )
+            if not await self._verify_password(
+                user, user.username, password, origin, "reauthentication"
+            ):
+                raise InvalidCredentials("That password is not right.")
+            method = method_of(code, core)
+            attempt_at = core.now()
+            core.addresses.fail(origin.ip, attempt_at)
+
+            def _attempt(conn: sqlite3.Connection) -> tuple[Verdict, T | None]:
+                now = core.now()
+                with transaction(conn):
+                    verdict = check(conn, core, user.id, code, method)
+                    if verdict is Verdict.ACCEPTED:
+                        users.save_throttle(conn, user.id, ThrottleState())
+                        return verdict, then(conn, method)
+                    if verdict is Verdict.WRONG:
+                        state = after_failure(user.throttle, now, core.settings.throttle)
+                        users.save_throttle(conn, user.id, state)
+                    history.record(
+                        conn,
+                        history_event(
+                            user, "", origin, "reauthentication", False, method, verdict.value
+                        ),
+                        now,
+                    )
+                    return verdict, None
+
+            verdict, result = await core.db.run(_attempt)
+            if verdict is not Verdict.WRONG:
+                core.addresses.forgive(origin.ip, attempt_at)
+            if verdict is Verdict.ACCEPTED:
+                return result  # type: ignore[return-value]
+            if verdict is Verdict.REUSED:
+                raise CodeReused("That code has already been used. Wait for the next one.")
+            raise InvalidCode("That code is not right.")
+
+    async def logout(self, session: Session, origin: Origin) -> None:
+        core = self.core
+
+        def _logout(conn: sqlite3.Connection) -> None:
+            now = core.now()
+            with transaction(conn):
+                if session_rows.revoke(conn, session.id, now):
+                    user = users.by_id(conn, session.user_id)
+                    history.record(conn, history_event(user, "", origin, "logout", True, None), now)
+
+        await core.db.run(_logout)

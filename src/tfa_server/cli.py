@@ -1,0 +1,502 @@
+"""`tfa-server`: initialise, serve, and administer accounts and policy from the console."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import signal
+import ssl
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from tfa_server import __version__
+from tfa_server.admin import Actor, Admin
+from tfa_server.app import Application, DatabaseMissing, open_core
+from tfa_server.config import (
+    PasswordHashing,
+    SessionRules,
+    Settings,
+    ThrottleRules,
+    default_key_path,
+)
+from tfa_server.crypto import KeyFileError, create_key_file
+from tfa_server.errors import ApiError
+from tfa_server.storage.database import Database
+from tfa_server.storage.schema import SchemaTooNew
+
+T = TypeVar("T")
+PROG = "tfa-server"
+DEFAULT_PORT = 8421
+
+
+class CliError(Exception):
+    """A problem the person at the console can fix; shown as one line, exit 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One plain line instead of argparse's usage block.
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"TFA_{name}", default)
+
+
+def _default_db() -> str:
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return str(data / "tfa" / "tfa.db")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise CliError(f"TFA_{name} must be a whole number, not {raw!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=_env("DB", _default_db()),
+        help="database file (TFA_DB; default %(default)s)",
+    )
+    parser.add_argument(
+        "--key-file",
+        default=_env("KEY_FILE"),
+        help="server key file (TFA_KEY_FILE; default: the database path + '.key')",
+    )
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="The tfa account server and its administration.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    init = commands.add_parser("init", help="create the database and the key file")
+    _storage_options(init)
+
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    _storage_options(serve)
+    serve.add_argument(
+        "--host", default=_env("HOST", "127.0.0.1"), help="TFA_HOST (default %(default)s)"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=_env_int("PORT", DEFAULT_PORT),
+        help="TFA_PORT (default %(default)s)",
+    )
+    serve.add_argument(
+        "--issuer",
+        default=_env("ISSUER", "tfa"),
+        help="name shown in authenticator apps (TFA_ISSUER)",
+    )
+    serve.add_argument(
+        "--tls-cert", default=_env("TLS_CERT"), help="PEM certificate (TFA_TLS_CERT)"
+    )
+    serve.add_argument("--tls-key", default=_env("TLS_KEY"), help="PEM private key (TFA_TLS_KEY)")
+    serve.add_argument(
+        "--insecure-http",
+        action="store_true",
+        default=_env("INSECURE_HTTP", "") in ("1", "true", "yes"),
+        help="allow plain HTTP on a non-loopback address (TFA_INSECURE_HTTP=1)",
+    )
+    defaults_s, defaults_t, defaults_p = SessionRules(), ThrottleRules(), PasswordHashing()
+    serve.add_argument(
+        "--session-lifetime",
+        type=_positive,
+        default=_env_int("SESSION_LIFETIME", int(defaults_s.absolute_lifetime)),
+        help="seconds (TFA_SESSION_LIFETIME; default %(default)s)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive,
+        default=_env_int("IDLE_TIMEOUT", int(defaults_s.idle_timeout)),
+        help="seconds (TFA_IDLE_TIMEOUT; default %(default)s)",
+    )
+    serve.add_argument(
+        "--challenge-lifetime",
+        type=_positive,
+        default=_env_int("CHALLENGE_LIFETIME", int(defaults_s.challenge_lifetime)),
+        help="seconds (TFA_CHALLENGE_LIFETIME; default %(default)s)",
+    )
+    serve.add_argument(
+        "--lock-after",
+        type=_positive,
+        default=_env_int("LOCK_AFTER", defaults_t.account_free_failures),
+        help="failures in a row before throttling (TFA_LOCK_AFTER; default %(default)s)",
+    )
+    serve.add_argument(
+        "--lock-seconds",
+        type=_positive,
+        default=_env_int("LOCK_SECONDS", int(defaults_t.account_base_lock)),
+        help="first lock, doubled per further failure (TFA_LOCK_SECONDS; default %(default)s)",
+    )
+    serve.add_argument(
+        "--lock-max-seconds",
+        type=_positive,
+        default=_env_int("LOCK_MAX_SECONDS", int(defaults_t.account_max_lock)),
+        help="longest lock (TFA_LOCK_MAX_SECONDS; default %(default)s)",
+    )
+    serve.add_argument(
+        "--challenge-attempts",
+        type=_positive,
+        default=_env_int("CHALLENGE_ATTEMPTS", defaults_t.challenge_attempts),
+        help="code attempts per password entry (TFA_CHALLENGE_ATTEMPTS; default %(default)s)",
+    )
+    serve.add_argument(
+        "--ip-max-failures",
+        type=_positive,
+        default=_env_int("IP_MAX_FAILURES", defaults_t.ip_max_failures),
+        help="failures per address per 10 min (TFA_IP_MAX_FAILURES; default %(default)s)",
+    )
+    serve.add_argument(
+        "--argon2-memory-kib",
+        type=_positive,
+        default=_env_int("ARGON2_MEMORY_KIB", defaults_p.memory_kib),
+        help="TFA_ARGON2_MEMORY_KIB (default %(default)s)",
+    )
+    serve.add_argument(
+        "--argon2-time-cost",
+        type=_positive,
+        default=_env_int("ARGON2_TIME_COST", defaults_p.time_cost),
+        help="TFA_ARGON2_TIME_COST (default %(default)s)",
+    )
+    serve.add_argument(
+        "--argon2-parallelism",
+        type=_positive,
+        default=_env_int("ARGON2_PARALLELISM", defaults_p.parallelism),
+        help="TFA_ARGON2_PARALLELISM (default %(default)s)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="TFA_LOG_LEVEL",
+    )
+
+    demo = commands.add_parser("demo", help="serve a throw-away database with a seeded admin")
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=_env_int("PORT", DEFAULT_PORT),
+        help="TFA_PORT (default %(default)s; 0 picks a free one)",
+    )
+
+    user = commands.add_parser("user", help="manage accounts")
+    user_commands = user.add_subparsers(dest="user_command", required=True, parser_class=Parser)
+    add = user_commands.add_parser("add", help="create an account")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="make it an administrator")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    _storage_options(add)
+    listing = user_commands.add_parser("list", help="list accounts")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    _storage_options(listing)
+    for name, text in (
+        ("reset-2fa", "remove a user's 2FA and end their sessions"),
+        ("unlock", "clear a user's throttling"),
+    ):
+        sub = user_commands.add_parser(name, help=text)
+        sub.add_argument("name")
+        _storage_options(sub)
+
+    policy = commands.add_parser("policy", help="show or change the 2FA policy")
+    policy_commands = policy.add_subparsers(
+        dest="policy_command", required=True, parser_class=Parser
+    )
+    show = policy_commands.add_parser("show", help="show the policy")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    _storage_options(show)
+    change = policy_commands.add_parser("set", help="change the policy")
+    change.add_argument("--force-2fa", required=True, choices=["on", "off"])
+    change.add_argument(
+        "--grace-days",
+        type=int,
+        default=None,
+        help="days users have to set up 2FA (default: unchanged)",
+    )
+    _storage_options(change)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    db = Path(args.db).expanduser()
+    key = Path(args.key_file).expanduser() if args.key_file else default_key_path(db)
+    return Settings(db_path=db, key_path=key, **overrides)
+
+
+def _init(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    db_exists, key_exists = settings.db_path.exists(), settings.key_path.exists()
+    if db_exists and not key_exists:
+        raise CliError(
+            f"database {settings.db_path} exists but its key file {settings.key_path} does not;"
+            " the stored 2FA secrets cannot be read without it"
+        )
+    try:
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        if not key_exists:
+            create_key_file(settings.key_path)
+        database = Database(settings.db_path)
+        database.open_sync()
+        database.close()
+        os.chmod(settings.db_path, 0o600)
+    except OSError as exc:
+        raise CliError(
+            f"cannot create {exc.filename or settings.db_path}: {exc.strerror}"
+        ) from None
+    state = "already initialised" if db_exists else "initialised"
+    print(f"{state}: database {settings.db_path}, key {settings.key_path}")
+    return 0
+
+
+def _run_admin(args: argparse.Namespace, work: Callable[[Admin, Actor], Awaitable[T]]) -> T:
+    core = open_core(_settings(args))
+    actor = Actor(f"cli:{getpass.getuser()}", None)
+
+    async def _go() -> T:
+        return await work(Admin(core), actor)
+
+    try:
+        return asyncio.run(_go())
+    finally:
+        core.passwords.close()
+        core.db.close()
+
+
+def _read_new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError("no password on standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise CliError("standard input is not a terminal: use --password-stdin")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != password:
+        raise CliError("the passwords do not match")
+    return password
+
+
+def _login_text(info: dict[str, Any] | None) -> str:
+    return f"{info['at']} from {info['ip']}" if info else "never"
+
+
+def _user(args: argparse.Namespace) -> int:
+    command = args.user_command
+    if command == "add":
+        password = _read_new_password(args.password_stdin)
+        created = _run_admin(
+            args, lambda admin, actor: admin.create_user(actor, args.name, password, args.admin)
+        )
+        role = "administrator" if created["is_admin"] else "user"
+        print(f"created {role} {created['username']}")
+    elif command == "list":
+        listed = _run_admin(args, lambda admin, actor: admin.list_users())
+        if args.json:
+            print(json.dumps(listed["items"], indent=2))
+            return 0
+        print(f"{'USERNAME':<24} {'ADMIN':<5} {'2FA':<3} {'LOCKED UNTIL':<20} LAST SIGN-IN")
+        for item in listed["items"]:
+            print(
+                f"{item['username']:<24} {'yes' if item['is_admin'] else 'no':<5}"
+                f" {'on' if item['totp_enabled'] else 'off':<3} {item['locked_until'] or '-':<20}"
+                f" {_login_text(item['last_login'])}"
+            )
+    elif command == "reset-2fa":
+        _run_admin(args, lambda admin, actor: admin.reset_2fa(actor, args.name))
+        print(f"2FA removed for {args.name.lower()}; their sessions are ended")
+    elif command == "unlock":
+        _run_admin(args, lambda admin, actor: admin.unlock(actor, args.name))
+        print(f"{args.name.lower()} unlocked")
+    return 0
+
+
+def _policy(args: argparse.Namespace) -> int:
+    if args.policy_command == "set":
+
+        async def _set(admin: Admin, actor: Actor) -> dict[str, Any]:
+            grace = args.grace_days
+            if grace is None:
+                grace = (await admin.get_policy())["grace_period_days"]
+            return await admin.set_policy(actor, args.force_2fa == "on", grace)
+
+        current = _run_admin(args, _set)
+    else:
+        current = _run_admin(args, lambda admin, actor: admin.get_policy())
+        if args.json:
+            print(json.dumps(current, indent=2))
+            return 0
+    print(f"force 2FA: {'on' if current['force_2fa'] else 'off'}")
+    print(f"grace period: {current['grace_period_days']} days")
+    if current["forced_since"]:
+        print(f"forced since: {current['forced_since']}")
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CliError("--tls-cert and --tls-key go together")
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise CliError(f"cannot load the TLS certificate or key: {exc}") from None
+        return context
+    if not _is_loopback(args.host) and not args.insecure_http:
+        raise CliError(
+            f"refusing plain HTTP on {args.host}: give --tls-cert and --tls-key,"
+            " or --insecure-http if a TLS proxy sits in front"
+        )
+    return None
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def _serve(app: Application, host: str, port: int, banner: Callable[[int], None]) -> None:
+    await app.start(host, port)
+    banner(app.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    logging.getLogger("tfa_server").info("shutting down")
+    await app.stop()
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    ssl_context = _tls(args)
+    settings = _settings(
+        args,
+        issuer=args.issuer,
+        passwords=PasswordHashing(
+            args.argon2_memory_kib, args.argon2_time_cost, args.argon2_parallelism
+        ),
+        sessions=replace(
+            SessionRules(),
+            absolute_lifetime=float(args.session_lifetime),
+            idle_timeout=float(args.idle_timeout),
+            challenge_lifetime=float(args.challenge_lifetime),
+        ),
+        throttle=replace(
+            ThrottleRules(),
+            account_free_failures=args.lock_after,
+            account_base_lock=float(args.lock_seconds),
+            account_max_lock=float(args.lock_max_seconds),
+            challenge_attempts=args.challenge_attempts,
+            ip_max_failures=args.ip_max_failures,
+        ),
+    )
+    _configure_logging(args.log_level)
+    app = Application(open_core(settings), ssl_context=ssl_context)
+    scheme = "https" if ssl_context else "http"
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+
+    def banner(port: int) -> None:
+        logging.getLogger("tfa_server").info("serving on %s://%s:%d", scheme, shown, port)
+
+    try:
+        asyncio.run(_serve(app, args.host, args.port, banner))
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    return 0
+
+
+DEMO_ADMIN_PASSWORD = "admin-demo-password"  # noqa: S105 printed on purpose: throw-away demo
+
+
+def _demo(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="tfa-demo-") as folder:
+        db = Path(folder) / "demo.db"
+        settings = Settings(db_path=db, key_path=default_key_path(db))
+        create_key_file(settings.key_path)
+        core = open_core(settings)
+        app = Application(core)
+        actor = Actor("cli:demo", None)
+
+        async def _run() -> None:
+            await Admin(core).create_user(actor, "admin", DEMO_ADMIN_PASSWORD, True)
+
+            def banner(port: int) -> None:
+                url = f"http://127.0.0.1:{port}"
+                print(
+                    f"tfa demo server on {url} (throw-away database, removed on exit)\n"
+                    f"  administrator: admin / {DEMO_ADMIN_PASSWORD}\n"
+                    f"  try: curl -s {url}/healthz\n"
+                    f"       curl -s -H 'Content-Type: application/json' -d"
+                    f' \'{{"username":"admin","password":"{DEMO_ADMIN_PASSWORD}"}}\''
+                    f" {url}/api/v1/login\n"
+                    f"  API description: {url}/api/v1/openapi.json\n"
+                    "Press Ctrl+C to stop.",
+                    flush=True,
+                )
+
+            await _serve(app, "127.0.0.1", args.port, banner)
+
+        _configure_logging("WARNING")
+        try:
+            asyncio.run(_run())
+        except OSError as exc:
+            raise CliError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+            "init": _init,
+            "serve": _serve_command,
+            "demo": _demo,
+            "user": _user,
+            "policy": _policy,
+        }
+        return handlers[args.command](args)
+    except (CliError, DatabaseMissing, KeyFileError, SchemaTooNew) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except ApiError as exc:
+        print(f"{PROG}: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,63 @@
+"""Server settings: every value has a default, a CLI flag and a `TFA_*` environment variable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordHashing:
+    """Argon2id cost. Defaults are OWASP's minimum for Argon2id: m=19 MiB, t=2, p=1."""
+
+    memory_kib: int = 19 * 1024
+    time_cost: int = 2
+    parallelism: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TotpRules:
+    """RFC 6238 parameters; the defaults are the ones Google Authenticator assumes."""
+
+    algorithm: str = "SHA1"
+    digits: int = 6
+    period: int = 30
+    secret_bytes: int = 20  # 160 bits, RFC 4226 section 4 recommendation
+    window: int = 1  # accepted steps either side of now
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleRules:
+    account_free_failures: int = 5
+    account_base_lock: float = 30.0
+    account_max_lock: float = 15 * 60.0
+    challenge_attempts: int = 5
+    ip_max_failures: int = 30
+    ip_window: float = 10 * 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRules:
+    absolute_lifetime: float = 12 * 3600.0
+    idle_timeout: float = 60 * 60.0
+    challenge_lifetime: float = 5 * 60.0
+    # Writing last-seen on every request would cost a synced write per call; a minute is
+    # fine-grained enough for an hour-long idle timeout.
+    touch_interval: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db_path: Path
+    key_path: Path
+    issuer: str = "tfa"
+    passwords: PasswordHashing = field(default_factory=PasswordHashing)
+    totp: TotpRules = field(default_factory=TotpRules)
+    throttle: ThrottleRules = field(default_factory=ThrottleRules)
+    sessions: SessionRules = field(default_factory=SessionRules)
+    recovery_code_count: int = 10
+
+
+def default_key_path(db_path: Path) -> Path:
+    """The key lives beside the database but in its own file, so a database dump lacks it."""
+    return db_path.with_name(db_path.name + ".key")

@@ -1,0 +1,49 @@
+"""Request and response values passed between the transport and the application."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One parsed HTTP request; header names are lower-case, the body is fully read."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    peer: str
+    request_id: str
+
+    @property
+    def user_agent(self) -> str:
+        return self.headers.get("user-agent", "")[:256]
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: JsonObject | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def encoded_body(self) -> bytes:
+        if self.body is None:
+            return b""
+        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def error_response(
+    status: int, code: str, message: str, headers: list[tuple[str, str]] | None = None
+) -> Response:
+    """The one error shape of the API: `{"error": code, "message": text for a person}`."""
+    return Response(status, {"error": code, "message": message}, list(headers or []))
+
+
+Handler = Callable[[Request], Awaitable[Response]]

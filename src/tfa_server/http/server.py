@@ -1,0 +1,391 @@
+"""HTTP/1.1 transport: asyncio streams and h11, one request/response cycle at a time per connection.
+
+Modelled on h11's example server, hypercorn's ``protocol/h11.py`` and uvicorn's ``h11_impl.py``,
+but every limit is enforced here so the application only ever sees complete, bounded JSON
+requests. Handling is sequential per connection, which is also the back-pressure: while a request
+is being handled nothing more is read from that client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+from urllib.parse import parse_qsl, unquote
+
+import h11
+
+from tfa_server.http.messages import Handler, Request, Response, error_response
+
+_READ_SIZE = 65536
+# After an error response the client may still be sending. Closing with unread input makes the
+# kernel answer with RST, which can destroy the response before the client reads it, so (like
+# Apache's lingering close) we half-close and discard input for a moment first.
+_LINGER = 1.0
+_CLOSE_TIMEOUT = 1.0  # a TLS close_notify or a full send buffer must not hold a connection open
+_NO_BODY_STATUSES = frozenset({204, 304})
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})  # framing is ours
+_PROTOCOL_ERRORS = {
+    431: ("request_header_fields_too_large", "The request line and headers are too large."),
+    501: ("not_implemented", "This transfer encoding is not supported."),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    max_head_bytes: int = 16 * 1024  # request line + headers; h11 max_incomplete_event_size
+    max_body_bytes: int = 64 * 1024
+    request_timeout: float = 10.0  # whole request (head + body) must arrive within this
+    keepalive_timeout: float = 5.0  # idle keep-alive connections closed after this
+    max_connections: int = 512  # beyond: 503 and close
+    shutdown_grace: float = 10.0  # how long shutdown waits for requests in flight
+
+
+class _Reject(Exception):
+    """Ends the exchange with an error response; the connection closes as input is unread."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(status)
+        self.response = error_response(status, code, message)
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What the response headers and the access log need to know about one cycle."""
+
+    peer: str
+    request_id: str
+    started: float
+    method: str = "-"
+    path: str = "-"  # still percent-encoded: safe to log, cannot forge log lines
+
+
+@dataclass(slots=True)
+class _ConnState:
+    idle: bool = False  # waiting for a next request: shutdown may cancel it without losing work
+
+
+def _media_type(value: str) -> str:
+    return value.partition(";")[0].strip().lower()
+
+
+class HttpServer:
+    """Serves ``handler`` over HTTP/1.1 (optionally TLS) with the limits of ``HttpLimits``."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        limits: HttpLimits = HttpLimits(),
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        access_log: logging.Logger | None = None,
+        error_log: logging.Logger | None = None,
+    ) -> None:
+        self._handler = handler
+        self._limits = limits
+        self._ssl_context = ssl_context
+        self._access_log = access_log or logging.getLogger("tfa_server.http.access")
+        self._error_log = error_log or logging.getLogger("tfa_server.http.error")
+        self._server: asyncio.Server | None = None
+        self._sockname: tuple[str, int] | None = None
+        self._tasks: dict[asyncio.Task[None], _ConnState] = {}
+        self._active = 0  # connections counted against max_connections (not the 503'd ones)
+        self._draining = False
+        self._closed = asyncio.Event()
+
+    async def start(self, host: str, port: int) -> None:
+        # The TLS handshake is part of the request as far as slow clients are concerned.
+        tls_timeout = self._limits.request_timeout if self._ssl_context else None
+        self._server = await asyncio.start_server(
+            self._on_connect,
+            host,
+            port,
+            ssl=self._ssl_context,
+            ssl_handshake_timeout=tls_timeout,
+        )
+        name = self._server.sockets[0].getsockname()
+        self._sockname = (str(name[0]), int(name[1]))
+
+    @property
+    def port(self) -> int:
+        if self._sockname is None:
+            raise RuntimeError("server not started")
+        return self._sockname[1]
+
+    @property
+    def host(self) -> str:
+        if self._sockname is None:
+            raise RuntimeError("server not started")
+        return self._sockname[0]
+
+    async def serve_forever(self) -> None:
+        await self._closed.wait()
+
+    async def shutdown(self) -> None:
+        """Drain: in-flight requests get ``shutdown_grace`` to finish, idle connections go now."""
+        if self._draining:
+            await self._closed.wait()
+            return
+        self._draining = True
+        try:
+            if self._server is not None:
+                self._server.close()
+            for task, state in list(self._tasks.items()):
+                if state.idle:
+                    task.cancel()
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=self._limits.shutdown_grace)
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:  # cancelled connections abort their transports, so this is quick
+                await asyncio.wait(list(self._tasks), timeout=_CLOSE_TIMEOUT)
+            if self._server is not None:
+                # 3.12+ wait_closed() waits for every transport to detach, 3.11 returns at once;
+                # bounded either way so a stuck transport cannot hang shutdown.
+                try:
+                    async with asyncio.timeout(_CLOSE_TIMEOUT):
+                        await self._server.wait_closed()
+                except TimeoutError:
+                    self._error_log.warning("listener did not close within %ss", _CLOSE_TIMEOUT)
+        finally:
+            self._closed.set()
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self._draining:  # accepted just before the listener closed
+            writer.close()
+            return
+        state = _ConnState()
+        self._tasks[task] = state
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) else str(peername or "")
+        try:
+            if self._active >= self._limits.max_connections:
+                state.idle = True  # nothing in flight: shutdown may drop it
+                busy = error_response(503, "service_unavailable", "The server is too busy.")
+                await self._respond(h11.Connection(h11.SERVER), writer, self._exchange(peer), busy)
+                return
+            self._active += 1
+            try:
+                await self._serve(reader, writer, state, peer)
+            finally:
+                self._active -= 1
+        except (OSError, EOFError):  # the client went away (or a write timed out): nothing to do
+            pass
+        except Exception:
+            self._error_log.exception("connection from %s failed", peer)
+        finally:
+            state.idle = True
+            try:
+                await self._close(reader, writer, linger=not task.cancelling())
+            finally:
+                del self._tasks[task]
+
+    async def _close(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, linger: bool
+    ) -> None:
+        try:
+            if linger and not reader.at_eof():
+                if writer.can_write_eof():  # TLS cannot half-close
+                    writer.write_eof()
+                async with asyncio.timeout(_LINGER):
+                    while await reader.read(_READ_SIZE):
+                        pass
+            writer.close()
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await writer.wait_closed()
+        except (OSError, EOFError):  # includes TimeoutError: don't wait for a polite close
+            writer.transport.abort()
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            raise
+
+    def _exchange(self, peer: str) -> _Exchange:
+        return _Exchange(peer, secrets.token_hex(8), asyncio.get_running_loop().time())
+
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        state: _ConnState,
+        peer: str,
+    ) -> None:
+        limits = self._limits
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head_bytes)
+        while not self._draining:
+            buffered, eof = conn.trailing_data
+            if not buffered:  # pipelined requests skip the idle wait
+                if eof:
+                    return
+                state.idle = True
+                try:
+                    async with asyncio.timeout(limits.keepalive_timeout):
+                        data = await reader.read(_READ_SIZE)
+                except TimeoutError:
+                    return  # idle keep-alive: close silently, as uvicorn and hypercorn do
+                finally:
+                    state.idle = False
+                if not data:
+                    return
+                conn.receive_data(data)
+            ex = self._exchange(peer)
+            try:
+                # One deadline for head and body together: slowloris gains nothing per read.
+                async with asyncio.timeout(limits.request_timeout):
+                    request = await self._read_request(conn, reader, writer, ex)
+            except _Reject as exc:
+                await self._respond(conn, writer, ex, exc.response)
+                return
+            except h11.RemoteProtocolError as exc:
+                # uvicorn: RemoteProtocolError gets h11's suggested status and close; the
+                # exception text stays in our log, never in the response.
+                self._error_log.debug("bad request from %s: %s", peer, exc)
+                status = exc.error_status_hint
+                code, message = _PROTOCOL_ERRORS.get(
+                    status, ("invalid_request", "The request is not valid HTTP.")
+                )
+                await self._respond(conn, writer, ex, error_response(status, code, message))
+                return
+            except TimeoutError:
+                timeout = error_response(408, "request_timeout", "The request took too long.")
+                await self._respond(conn, writer, ex, timeout)
+                return
+            if request is None:
+                return
+            try:
+                response = await self._handler(request)
+                head, body = self._encode(response, ex, close=self._draining)
+            except Exception:
+                self._error_log.exception("handler failed (request id %s)", ex.request_id)
+                failure = error_response(
+                    500, "internal_error", f"Internal server error (request id {ex.request_id})."
+                )
+                head, body = self._encode(failure, ex, close=self._draining)
+            await self._write(conn, writer, ex, head, body)
+            if conn.our_state is not h11.DONE:  # MUST_CLOSE: HTTP/1.0 or Connection: close
+                return
+            conn.start_next_cycle()
+
+    async def _read_request(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ex: _Exchange,
+    ) -> Request | None:
+        """The next request with its whole body, or None when the client has gone."""
+        limits = self._limits
+        received = len(conn.trailing_data[0])
+        while (event := conn.next_event()) is h11.NEED_DATA:
+            data = await reader.read(_READ_SIZE)
+            received += len(data)
+            conn.receive_data(data)
+        if not isinstance(event, h11.Request):
+            return None  # ConnectionClosed
+        # h11 only bounds an *incomplete* head; a single read can hold a complete oversized one.
+        if received - len(conn.trailing_data[0]) > limits.max_head_bytes:
+            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+        ex.method = event.method.decode("ascii")
+        raw_path, _, raw_query = event.target.decode("ascii").partition("?")
+        ex.path = raw_path
+        try:
+            path = unquote(raw_path, errors="strict")
+            query = dict(parse_qsl(raw_query, keep_blank_values=True, errors="strict"))
+        except UnicodeDecodeError:
+            path = ""
+        if not path.startswith("/") or "\x00" in path:
+            raise _Reject(400, "invalid_request", "The request target is invalid.")
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in event.headers:  # h11 lower-cases names
+            name, value = raw_name.decode("ascii"), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+
+        # h11 has validated the framing headers; chunked wins over Content-Length.
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = 0 if chunked else int(headers.get("content-length", "0"))
+        too_large = f"The request body exceeds {limits.max_body_bytes} bytes."
+        if length > limits.max_body_bytes:  # decided on the header alone: the body is never read
+            raise _Reject(413, "payload_too_large", too_large)
+        content_type = _media_type(headers.get("content-type", ""))
+        if (chunked or length) and content_type != "application/json":
+            raise _Reject(415, "unsupported_media_type", "Request bodies must be JSON.")
+        if conn.they_are_waiting_for_100_continue:
+            writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+            await writer.drain()
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(_READ_SIZE))
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > limits.max_body_bytes:
+                    raise _Reject(413, "payload_too_large", too_large)
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            else:
+                return None
+        return Request(ex.method, path, query, headers, bytes(body), ex.peer, ex.request_id)
+
+    def _encode(
+        self, response: Response, ex: _Exchange, *, close: bool
+    ) -> tuple[h11.Response, bytes]:
+        """h11 validates the head here, so a handler's bad header becomes a 500, not a crash."""
+        status = response.status
+        body = b"" if status in _NO_BODY_STATUSES else response.encoded_body()
+        extra = [(name.lower(), value) for name, value in response.headers]
+        overridden = {name for name, _ in extra}
+        defaults = [
+            ("server", "tfa"),
+            ("date", formatdate(usegmt=True)),
+            ("cache-control", "no-store"),
+            ("x-content-type-options", "nosniff"),
+            ("x-request-id", ex.request_id),
+        ]
+        if body:
+            defaults.append(("content-type", "application/json"))
+        headers = [header for header in defaults if header[0] not in overridden]
+        headers += [header for header in extra if header[0] not in _FRAMING_HEADERS]
+        if status not in _NO_BODY_STATUSES:
+            headers.append(("content-length", str(len(body))))
+        if close:
+            headers.append(("connection", "close"))
+        try:
+            reason = HTTPStatus(status).phrase.encode()
+        except ValueError:
+            reason = b""
+        return h11.Response(status_code=status, headers=headers, reason=reason), body
+
+    async def _respond(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, ex: _Exchange, response: Response
+    ) -> None:
+        """Sends a transport error response; the caller closes the connection afterwards."""
+        head, body = self._encode(response, ex, close=True)
+        await self._write(conn, writer, ex, head, body)
+
+    async def _write(
+        self,
+        conn: h11.Connection,
+        writer: asyncio.StreamWriter,
+        ex: _Exchange,
+        head: h11.Response,
+        body: bytes,
+    ) -> None:
+        try:
+            data = conn.send(head)
+            if body and ex.method != "HEAD":  # h11 frames HEAD responses as empty
+                data += conn.send(h11.Data(data=body))
+            data += conn.send(h11.EndOfMessage())
+            writer.write(data)
+            async with asyncio.timeout(self._limits.request_timeout):  # a client that never reads
+                await writer.drain()
+        finally:
+            elapsed_ms = (asyncio.get_running_loop().time() - ex.started) * 1000
+            self._access_log.info(
+                "%s %s %s %d %.1f", ex.peer, ex.method, ex.path, head.status_code, elapsed_ms
+            )

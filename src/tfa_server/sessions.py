@@ -1,0 +1,109 @@
+"""Issuing and resolving bearer tokens: challenge, enrollment and full sessions."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from tfa_server.core import Core, Origin
+from tfa_server.crypto import new_token, token_digest
+from tfa_server.errors import EnrollmentRequired, Unauthorized
+from tfa_server.storage import history, users
+from tfa_server.storage import sessions as rows
+from tfa_server.storage.sessions import PreviousLogin, Session, SessionKind
+from tfa_server.storage.users import User
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    session_id: int
+    expires_at: float
+
+
+def issue(
+    conn: sqlite3.Connection, core: Core, user: User, kind: SessionKind, origin: Origin
+) -> IssuedToken:
+    """Create a session inside the caller's transaction.
+
+    A person's session (not a challenge) counts as a sign-in: it snapshots the previous one
+    for /me and resets the account's failure count.
+    """
+    now = core.now()
+    rules = core.settings.sessions
+    token = new_token()
+    previous = None
+    if kind == "challenge":
+        expires_at = now + rules.challenge_lifetime
+    else:
+        expires_at = now + rules.absolute_lifetime
+        previous = PreviousLogin(
+            user.last_login_at,
+            user.last_login_ip,
+            user.last_login_client,
+            history.failures_since(conn, user.id, user.last_login_at),
+        )
+        users.record_login(conn, user.id, now, origin.ip, origin.client)
+    session_id = rows.insert(
+        conn,
+        user_id=user.id,
+        digest=token_digest(token),
+        kind=kind,
+        now=now,
+        expires_at=expires_at,
+        ip=origin.ip,
+        client=origin.client,
+        previous=previous,
+    )
+    return IssuedToken(token, session_id, expires_at)
+
+
+def bearer_token(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 128:
+        raise Unauthorized("Sign in first: this needs a session token (Authorization: Bearer).")
+    return token
+
+
+def is_live(session: Session, now: float, idle_timeout: float) -> bool:
+    if session.revoked_at is not None or session.expires_at <= now:
+        return False
+    return session.kind == "challenge" or session.last_seen_at + idle_timeout > now
+
+
+async def resolve(
+    core: Core, authorization: str | None, origin: Origin, *, allow_enrollment: bool
+) -> Session:
+    """The live person's session behind a bearer token; challenges are not sessions."""
+    digest = token_digest(bearer_token(authorization))
+    now = core.now()
+    rules = core.settings.sessions
+
+    def _load(conn: sqlite3.Connection) -> Session | None:
+        session = rows.by_digest(conn, digest)
+        if session is None or session.kind == "challenge":
+            return None
+        if not is_live(session, now, rules.idle_timeout):
+            return None
+        if now - session.last_seen_at >= rules.touch_interval:
+            rows.touch(conn, session.id, now, origin.ip, origin.client)
+        return session
+
+    session = await core.db.run(_load)
+    if session is None:
+        raise Unauthorized("Your session has ended. Sign in again.")
+    if session.kind == "enrollment" and not allow_enrollment:
+        raise EnrollmentRequired(
+            "Your administrator requires two-factor authentication: set it up first."
+        )
+    return session
+
+
+async def find_challenge(core: Core, authorization: str | None) -> Session:
+    """The second-factor challenge behind a token, live or not; the caller judges liveness."""
+    digest = token_digest(bearer_token(authorization))
+    session = await core.db.run(lambda conn: rows.by_digest(conn, digest))
+    if session is None or session.kind != "challenge":
+        raise Unauthorized("This is not a sign-in in progress. Sign in with your password.")
+    return session

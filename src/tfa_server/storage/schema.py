@@ -1,0 +1,122 @@
+"""Schema versions, applied forward by `PRAGMA user_version`."""
+
+from __future__ import annotations
+
+import sqlite3
+
+_V1 = """
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    is_admin INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    failed_attempts INTEGER NOT NULL DEFAULT 0,
+    locked_until REAL,
+    last_login_at REAL,
+    last_login_ip TEXT,
+    last_login_client TEXT
+);
+CREATE TABLE totp_secrets (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    secret BLOB NOT NULL,
+    enabled_at REAL NOT NULL,
+    last_step INTEGER NOT NULL
+);
+CREATE TABLE pending_totp_secrets (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    secret BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE recovery_codes (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    used_at REAL,
+    UNIQUE (user_id, digest)
+);
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    token_digest TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('challenge', 'enrollment', 'full')),
+    created_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    ip TEXT NOT NULL,
+    client TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    revoked_at REAL,
+    previous_login_at REAL,
+    previous_login_ip TEXT,
+    previous_login_client TEXT,
+    failed_before INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_by_user ON sessions (user_id, revoked_at);
+CREATE TABLE login_history (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    username TEXT NOT NULL,
+    at REAL NOT NULL,
+    event TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    method TEXT,
+    reason TEXT,
+    ip TEXT NOT NULL,
+    client TEXT NOT NULL
+);
+CREATE INDEX history_by_user ON login_history (user_id, id);
+CREATE INDEX history_by_name ON login_history (username, id);
+CREATE INDEX history_by_result ON login_history (success, id);
+CREATE TABLE policy (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    force_2fa INTEGER NOT NULL DEFAULT 0,
+    grace_period_days INTEGER NOT NULL DEFAULT 0,
+    forced_since REAL,
+    updated_at REAL
+);
+INSERT INTO policy (id) VALUES (1);
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT,
+    ip TEXT,
+    client TEXT
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+LATEST = len(MIGRATIONS)
+
+
+class SchemaTooNew(Exception):
+    pass
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to LATEST, each step in its own transaction; returns the version."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > LATEST:
+        raise SchemaTooNew(
+            f"database schema version {version} is newer than this server ({LATEST})"
+        )
+    for number in range(version, LATEST):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[number]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return LATEST
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT on its own; splitting keeps each version atomic.
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -1,0 +1,143 @@
+"""Bearer sessions, stored by the SHA-256 of their token only."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Literal
+
+SessionKind = Literal["challenge", "enrollment", "full"]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: int
+    user_id: int
+    kind: SessionKind
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+    ip: str
+    client: str
+    attempts: int
+    revoked_at: float | None
+    previous_login_at: float | None
+    previous_login_ip: str | None
+    previous_login_client: str | None
+    failed_before: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousLogin:
+    """What /me reports as the sign-in before this session, captured when it began."""
+
+    at: float | None
+    ip: str | None
+    client: str | None
+    failed_since: int
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(**{key: row[key] for key in row.keys() if key != "token_digest"})  # noqa: SIM118 Row iterates values
+
+
+def insert(
+    conn: sqlite3.Connection,
+    *,
+    user_id: int,
+    digest: str,
+    kind: SessionKind,
+    now: float,
+    expires_at: float,
+    ip: str,
+    client: str,
+    previous: PreviousLogin | None = None,
+) -> int:
+    previous = previous or PreviousLogin(None, None, None, 0)
+    cursor = conn.execute(
+        "INSERT INTO sessions (user_id, token_digest, kind, created_at, last_seen_at, expires_at,"
+        " ip, client, previous_login_at, previous_login_ip, previous_login_client, failed_before)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            user_id,
+            digest,
+            kind,
+            now,
+            now,
+            expires_at,
+            ip,
+            client,
+            previous.at,
+            previous.ip,
+            previous.client,
+            previous.failed_since,
+        ),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def by_digest(conn: sqlite3.Connection, digest: str) -> Session | None:
+    row = conn.execute("SELECT * FROM sessions WHERE token_digest = ?", (digest,)).fetchone()
+    return _session(row) if row else None
+
+
+def by_id(conn: sqlite3.Connection, session_id: int) -> Session | None:
+    row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return _session(row) if row else None
+
+
+def touch(conn: sqlite3.Connection, session_id: int, now: float, ip: str, client: str) -> None:
+    conn.execute(
+        "UPDATE sessions SET last_seen_at = ?, ip = ?, client = ? WHERE id = ?",
+        (now, ip, client, session_id),
+    )
+
+
+def count_attempt(conn: sqlite3.Connection, session_id: int) -> int:
+    row = conn.execute(
+        "UPDATE sessions SET attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+        (session_id,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def revoke(conn: sqlite3.Connection, session_id: int, now: float) -> bool:
+    cursor = conn.execute(
+        "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        (now, session_id),
+    )
+    return cursor.rowcount == 1
+
+
+def revoke_all(conn: sqlite3.Connection, user_id: int, now: float) -> int:
+    cursor = conn.execute(
+        "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+        (now, user_id),
+    )
+    return cursor.rowcount
+
+
+def upgrade_to_full(conn: sqlite3.Connection, session_id: int) -> None:
+    conn.execute("UPDATE sessions SET kind = 'full' WHERE id = ?", (session_id,))
+
+
+def active(
+    conn: sqlite3.Connection, user_id: int, now: float, idle_timeout: float
+) -> list[Session]:
+    """Sessions a person holds (not second-factor challenges), newest first."""
+    rows = conn.execute(
+        "SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND kind != 'challenge'"
+        " AND expires_at > ? AND last_seen_at > ? ORDER BY id DESC",
+        (user_id, now, now - idle_timeout),
+    )
+    return [_session(row) for row in rows]
+
+
+def purge_expired(conn: sqlite3.Connection, now: float, keep_for: float) -> int:
+    """Drop rows that ended long ago, so the table does not grow without bound."""
+    cursor = conn.execute(
+        "DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?",
+        (now - keep_for, now - keep_for),
+    )
+    return cursor.rowcount

@@ -1,0 +1,99 @@
+"""User rows, with the 2FA state joined in because nearly every caller needs both."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from tfa_server.throttle import ThrottleState
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    password_hash: str
+    is_admin: bool
+    created_at: float
+    failed_attempts: int
+    locked_until: float | None
+    last_login_at: float | None
+    last_login_ip: str | None
+    last_login_client: str | None
+    totp_enabled_at: float | None
+
+    @property
+    def totp_enabled(self) -> bool:
+        return self.totp_enabled_at is not None
+
+    @property
+    def throttle(self) -> ThrottleState:
+        return ThrottleState(self.failed_attempts, self.locked_until)
+
+
+_SELECT = """
+SELECT u.id, u.username, u.password_hash, u.is_admin, u.created_at, u.failed_attempts,
+       u.locked_until, u.last_login_at, u.last_login_ip, u.last_login_client,
+       t.enabled_at AS totp_enabled_at
+FROM users u LEFT JOIN totp_secrets t ON t.user_id = u.id
+"""
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        password_hash=row["password_hash"],
+        is_admin=bool(row["is_admin"]),
+        created_at=row["created_at"],
+        failed_attempts=row["failed_attempts"],
+        locked_until=row["locked_until"],
+        last_login_at=row["last_login_at"],
+        last_login_ip=row["last_login_ip"],
+        last_login_client=row["last_login_client"],
+        totp_enabled_at=row["totp_enabled_at"],
+    )
+
+
+def by_name(conn: sqlite3.Connection, username: str) -> User | None:
+    row = conn.execute(_SELECT + " WHERE u.username = ?", (username,)).fetchone()
+    return _user(row) if row else None
+
+
+def by_id(conn: sqlite3.Connection, user_id: int) -> User | None:
+    row = conn.execute(_SELECT + " WHERE u.id = ?", (user_id,)).fetchone()
+    return _user(row) if row else None
+
+
+def all_users(conn: sqlite3.Connection) -> list[User]:
+    return [_user(row) for row in conn.execute(_SELECT + " ORDER BY u.username")]
+
+
+def create(
+    conn: sqlite3.Connection, username: str, password_hash: str, is_admin: bool, now: float
+) -> int | None:
+    """The new id, or None when the name is taken."""
+    try:
+        cursor = conn.execute(
+            "INSERT INTO users (username, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)",
+            (username, password_hash, int(is_admin), now),
+        )
+    except sqlite3.IntegrityError:
+        return None
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def save_throttle(conn: sqlite3.Connection, user_id: int, state: ThrottleState) -> None:
+    conn.execute(
+        "UPDATE users SET failed_attempts = ?, locked_until = ? WHERE id = ?",
+        (state.failures, state.locked_until, user_id),
+    )
+
+
+def record_login(conn: sqlite3.Connection, user_id: int, now: float, ip: str, client: str) -> None:
+    conn.execute(
+        "UPDATE users SET last_login_at = ?, last_login_ip = ?, last_login_client = ?,"
+        " failed_attempts = 0, locked_until = NULL WHERE id = ?",
+        (now, ip, client, user_id),
+    )

@@ -1,0 +1,174 @@
+"""Fixtures: the real server on 127.0.0.1, port 0, with a temporary database and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+
+from tfa_server.admin import Actor, Admin
+from tfa_server.app import Application, open_core
+from tfa_server.config import PasswordHashing, Settings, default_key_path
+from tfa_server.crypto import create_key_file
+from tfa_server.http.server import HttpLimits
+from tfa_server.openapi import document as openapi_document
+from tfa_server.storage.database import Database
+
+from .contract import Contract
+
+# 2026-11-28 12:00:00 UTC, on a 30 s step boundary, so tests know where in a step they are.
+START = 1_795_867_200.0
+# Cheap hashing for the suite; one test checks the production defaults separately.
+FAST_HASHING = PasswordHashing(memory_kib=1024, time_cost=1, parallelism=1)
+PASSWORD = "correct horse battery"
+
+
+class FakeClock:
+    """The server's clock in tests: TOTP steps, throttling and expiry move only when told."""
+
+    def __init__(self, start: float = START) -> None:
+        self.value = start
+
+    def now(self) -> float:
+        return self.value
+
+    def advance(self, seconds: float) -> None:
+        self.value += seconds
+
+
+@dataclass
+class RunningServer:
+    app: Application
+    clock: FakeClock
+    settings: Settings
+    base_url: str
+    contract: Contract
+
+    @property
+    def core(self) -> Any:
+        return self.app.core
+
+    async def add_user(self, name: str, password: str = PASSWORD, *, admin: bool = False) -> None:
+        await Admin(self.app.core).create_user(Actor("test", None), name, password, admin)
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An HTTP client whose every response is checked against the OpenAPI document."""
+
+        async def _check(response: httpx.Response) -> None:
+            await response.aread()
+            self.contract.check(response)
+
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=10.0,
+            headers={"User-Agent": "tfa-tests/1.0"},
+            event_hooks={"response": [_check]},
+            **kwargs,
+        )
+
+
+def make_settings(folder: Path, **overrides: Any) -> Settings:
+    db = folder / "tfa.db"
+    return Settings(db_path=db, key_path=default_key_path(db), passwords=FAST_HASHING, **overrides)
+
+
+async def start_server(
+    folder: Path, clock: FakeClock | None = None, limits: HttpLimits | None = None, **overrides: Any
+) -> RunningServer:
+    settings = make_settings(folder, **overrides)
+    create_key_file(settings.key_path)
+    database = Database(settings.db_path)
+    database.open_sync()
+    database.close()
+    clock = clock or FakeClock()
+    app = Application(open_core(settings, clock), limits=limits)
+    await app.start("127.0.0.1", 0)
+    contract = Contract(openapi_document(app.api.routes))
+    return RunningServer(app, clock, settings, f"http://127.0.0.1:{app.port}", contract)
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    running = await start_server(tmp_path)
+    yield running
+    await running.app.stop()
+
+
+@pytest.fixture
+async def client(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with server.client() as http:
+        yield http
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def totp_code(secret: str, clock: FakeClock, offset_steps: int = 0) -> str:
+    return pyotp.TOTP(secret).at(clock.now() + offset_steps * 30)
+
+
+async def login(client: httpx.AsyncClient, name: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = await client.post("/api/v1/login", json={"username": name, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def enable_totp(
+    client: httpx.AsyncClient, token: str, clock: FakeClock
+) -> tuple[str, list[str]]:
+    """Set up and confirm TOTP as an authenticator app would; returns (secret, recovery codes).
+
+    Moves the clock one step on, so the confirming code is not reused by the caller's next
+    sign-in.
+    """
+    setup = await client.post("/api/v1/me/totp/setup", headers=bearer(token))
+    assert setup.status_code == 200, setup.text
+    secret = setup.json()["secret"]
+    confirm = await client.post(
+        "/api/v1/me/totp/confirm", headers=bearer(token), json={"code": totp_code(secret, clock)}
+    )
+    assert confirm.status_code == 200, confirm.text
+    clock.advance(30)
+    return secret, confirm.json()["recovery_codes"]
+
+
+async def sign_in_with_totp(
+    client: httpx.AsyncClient, name: str, secret: str, clock: FakeClock, password: str = PASSWORD
+) -> dict[str, Any]:
+    first = await login(client, name, password)
+    assert first["status"] == "totp_required"
+    second = await client.post(
+        "/api/v1/login/totp",
+        headers=bearer(first["token"]),
+        json={"code": totp_code(secret, clock)},
+    )
+    assert second.status_code == 200, second.text
+    clock.advance(30)
+    return second.json()  # type: ignore[no-any-return]
+
+
+async def gather(*calls: Awaitable[Any]) -> list[Any]:
+    return list(await asyncio.gather(*calls))
+
+
+__all__ = [
+    "PASSWORD",
+    "START",
+    "FakeClock",
+    "RunningServer",
+    "bearer",
+    "enable_totp",
+    "gather",
+    "login",
+    "make_settings",
+    "sign_in_with_totp",
+    "start_server",
+    "totp_code",
+]
