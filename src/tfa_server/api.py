@@ -16,6 +16,7 @@ from tfa_server.core import Core, Origin
 from tfa_server.errors import ApiError, Forbidden, InvalidRequest, NotFound, ServiceUnavailable
 from tfa_server.http.messages import Request, Response, error_response
 from tfa_server.http.router import Router
+from tfa_server.storage import users
 from tfa_server.storage.database import storage_unavailable
 from tfa_server.storage.sessions import Session
 from tfa_server.validation import Body, Field, QueryParam, parse_query
@@ -124,8 +125,8 @@ class Api:
             allow_enrollment=route.auth == "enrollment",
         )
         if route.auth == "admin":
-            user = await self.account.me(session)
-            if not user["is_admin"]:
+            user = await self.core.db.run(lambda conn: users.by_id(conn, session.user_id))
+            if user is None or not user.is_admin:
                 raise Forbidden("This needs an administrator account.")
         return session
 

@@ -29,12 +29,14 @@ class DatabaseMissing(Exception):
     pass
 
 
+def require_database(path: Path) -> None:
+    if not path.exists():
+        raise DatabaseMissing(f"database {path} does not exist (run 'tfa-server init' first)")
+
+
 def open_core(settings: Settings, clock: Clock | None = None) -> Core:
     """Open an initialised database and its key; raises with a message a person can act on."""
-    if not Path(settings.db_path).exists():
-        raise DatabaseMissing(
-            f"database {settings.db_path} does not exist (run 'tfa-server init' first)"
-        )
+    require_database(settings.db_path)
     keys = ServerKeys(load_key_file(settings.key_path))
     db = Database(settings.db_path)
     db.open_sync()

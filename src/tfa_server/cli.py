@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 
 from tfa_server import __version__
 from tfa_server.admin import Actor, Admin
-from tfa_server.app import Application, DatabaseMissing, open_core
+from tfa_server.app import Application, DatabaseMissing, open_core, require_database
 from tfa_server.config import (
     PasswordHashing,
     SessionRules,
@@ -311,6 +311,7 @@ def _login_text(info: dict[str, Any] | None) -> str:
 def _user(args: argparse.Namespace) -> int:
     command = args.user_command
     if command == "add":
+        require_database(_settings(args).db_path)
         password = _read_new_password(args.password_stdin)
         created = _run_admin(
             args, lambda admin, actor: admin.create_user(actor, args.name, password, args.admin)

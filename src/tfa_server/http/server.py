@@ -9,6 +9,7 @@ is being handled nothing more is read from that client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import ssl
@@ -175,16 +176,19 @@ class HttpServer:
                 await self._serve(reader, writer, state, peer)
             finally:
                 self._active -= 1
+        except asyncio.CancelledError:
+            # Only shutdown() cancels us. A callback task that ends cancelled makes 3.11's
+            # start_server log an error (its done-callback calls task.exception()), so end normally.
+            pass
         except (OSError, EOFError):  # the client went away (or a write timed out): nothing to do
             pass
         except Exception:
             self._error_log.exception("connection from %s failed", peer)
         finally:
             state.idle = True
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._close(reader, writer, linger=not task.cancelling())
-            finally:
-                del self._tasks[task]
+            del self._tasks[task]
 
     async def _close(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, linger: bool
