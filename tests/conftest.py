@@ -75,7 +75,8 @@ class RunningServer:
 
 def make_settings(folder: Path, **overrides: Any) -> Settings:
     db = folder / "tfa.db"
-    return Settings(db_path=db, key_path=default_key_path(db), passwords=FAST_HASHING, **overrides)
+    overrides.setdefault("passwords", FAST_HASHING)
+    return Settings(db_path=db, key_path=default_key_path(db), **overrides)
 
 
 async def start_server(

@@ -104,6 +104,8 @@ class Api:
         found = self._router.match(request.method, request.path)
         route = found.route
         origin = Origin(request.peer, request.user_agent)
+        # Who asks comes first: a stranger learns nothing about what a body should hold.
+        session = await self._authenticate(route, request, origin)
         query = parse_query(route.query, request.query)
         if route.body is not None:
             body = route.body.parse(request.body)
@@ -111,7 +113,6 @@ class Api:
             raise InvalidRequest("This request takes no body.")
         else:
             body = {}
-        session = await self._authenticate(route, request, origin)
         result = await route.handler(Call(request, origin, found.params, body, query, session))
         return Response(route.status, result)
 

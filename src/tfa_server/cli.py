@@ -394,12 +394,12 @@ def _configure_logging(level: str) -> None:
 
 
 async def _serve(app: Application, host: str, port: int, banner: Callable[[int], None]) -> None:
-    await app.start(host, port)
-    banner(app.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    await app.start(host, port)
+    banner(app.port)
     await stop.wait()
     logging.getLogger("tfa_server").info("shutting down")
     await app.stop()
@@ -451,6 +451,9 @@ def _demo(args: argparse.Namespace) -> int:
         db = Path(folder) / "demo.db"
         settings = Settings(db_path=db, key_path=default_key_path(db))
         create_key_file(settings.key_path)
+        database = Database(db)  # what `init` does: open_core needs an existing database
+        database.open_sync()
+        database.close()
         core = open_core(settings)
         app = Application(core)
         actor = Actor("cli:demo", None)

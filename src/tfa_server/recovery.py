@@ -24,6 +24,9 @@ def format_code(code: str) -> str:
 
 def normalize(entered: str) -> str | None:
     """Case-insensitive, dashes and spaces ignored; None when it cannot be a recovery code."""
+    # ASCII first: upper() maps some other letters into the alphabet ('ß' -> 'SS', long s -> 'S').
+    if not entered.isascii():
+        return None
     cleaned = entered.translate(_IGNORED).upper()
     if len(cleaned) != CODE_LENGTH or any(char not in ALPHABET for char in cleaned):
         return None

@@ -56,7 +56,7 @@ def matching_step(secret: str, code: str, now: float, rules: TotpRules) -> int |
         return None
     now_step = current_step(now, rules)
     found: int | None = None
-    for step in range(now_step - rules.window, now_step + rules.window + 1):
+    for step in range(max(0, now_step - rules.window), now_step + rules.window + 1):
         if hmac.compare_digest(code_at(secret, step, rules), normalized) and found is None:
             found = step
     return found
