@@ -13,12 +13,10 @@ import pyotp
 import pytest
 
 from tfa_server.admin import Actor, Admin
-from tfa_server.app import Application, open_core
+from tfa_server.app import Application, initialise, open_core
 from tfa_server.config import PasswordHashing, Settings, default_key_path
-from tfa_server.crypto import create_key_file
 from tfa_server.http.server import HttpLimits
 from tfa_server.openapi import document as openapi_document
-from tfa_server.storage.database import Database
 
 from .contract import Contract
 
@@ -83,10 +81,7 @@ async def start_server(
     folder: Path, clock: FakeClock | None = None, limits: HttpLimits | None = None, **overrides: Any
 ) -> RunningServer:
     settings = make_settings(folder, **overrides)
-    create_key_file(settings.key_path)
-    database = Database(settings.db_path)
-    database.open_sync()
-    database.close()
+    initialise(settings)
     clock = clock or FakeClock()
     app = Application(open_core(settings, clock), limits=limits)
     await app.start("127.0.0.1", 0)

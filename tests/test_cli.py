@@ -21,9 +21,8 @@ import pyotp
 import pytest
 
 from tfa_server import __version__
-from tfa_server.config import default_key_path
-from tfa_server.crypto import create_key_file
-from tfa_server.storage.database import Database
+from tfa_server.app import initialise
+from tfa_server.config import Settings, default_key_path
 from tfa_server.storage.schema import LATEST
 
 from .conftest import PASSWORD, bearer
@@ -107,10 +106,7 @@ def policy_json(env: dict[str, str], db: Path) -> dict[str, Any]:
 def db(tmp_path: Path) -> Path:
     """An initialised database, made in-process as `init` does (TestInit runs the command)."""
     path = tmp_path / "data" / "tfa.db"
-    create_key_file(default_key_path(path))
-    database = Database(path)
-    database.open_sync()
-    database.close()
+    initialise(Settings(db_path=path, key_path=default_key_path(path)))
     return path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import ssl
 from pathlib import Path
@@ -13,7 +14,7 @@ from tfa_server.api import Api
 from tfa_server.clock import Clock, SystemClock
 from tfa_server.config import Settings
 from tfa_server.core import Core
-from tfa_server.crypto import ServerKeys, load_key_file
+from tfa_server.crypto import KeyFileError, ServerKeys, create_key_file, load_key_file
 from tfa_server.http.server import HttpLimits, HttpServer
 from tfa_server.passwords import Passwords
 from tfa_server.storage import sessions as session_rows
@@ -27,6 +28,27 @@ KEEP_ENDED_SESSIONS = 30 * 86_400.0
 
 class DatabaseMissing(Exception):
     pass
+
+
+def initialise(settings: Settings) -> bool:
+    """Create the key file and the database (what `tfa-server init` does); False if both exist.
+
+    A database without its key is refused: the stored 2FA secrets cannot be read without it.
+    """
+    db_exists, key_exists = settings.db_path.exists(), settings.key_path.exists()
+    if db_exists and not key_exists:
+        raise KeyFileError(
+            f"database {settings.db_path} exists but its key file {settings.key_path} does not;"
+            " the stored 2FA secrets cannot be read without it"
+        )
+    settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+    if not key_exists:
+        create_key_file(settings.key_path)
+    database = Database(settings.db_path)
+    database.open_sync()
+    database.close()
+    os.chmod(settings.db_path, 0o600)
+    return not db_exists
 
 
 def require_database(path: Path) -> None:

@@ -20,7 +20,13 @@ from typing import Any, NoReturn, TypeVar
 
 from tfa_server import __version__
 from tfa_server.admin import Actor, Admin
-from tfa_server.app import Application, DatabaseMissing, open_core, require_database
+from tfa_server.app import (
+    Application,
+    DatabaseMissing,
+    initialise,
+    open_core,
+    require_database,
+)
 from tfa_server.config import (
     PasswordHashing,
     SessionRules,
@@ -28,9 +34,8 @@ from tfa_server.config import (
     ThrottleRules,
     default_key_path,
 )
-from tfa_server.crypto import KeyFileError, create_key_file
+from tfa_server.crypto import KeyFileError
 from tfa_server.errors import ApiError
-from tfa_server.storage.database import Database
 from tfa_server.storage.schema import SchemaTooNew
 
 T = TypeVar("T")
@@ -253,25 +258,13 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _init(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    db_exists, key_exists = settings.db_path.exists(), settings.key_path.exists()
-    if db_exists and not key_exists:
-        raise CliError(
-            f"database {settings.db_path} exists but its key file {settings.key_path} does not;"
-            " the stored 2FA secrets cannot be read without it"
-        )
     try:
-        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-        if not key_exists:
-            create_key_file(settings.key_path)
-        database = Database(settings.db_path)
-        database.open_sync()
-        database.close()
-        os.chmod(settings.db_path, 0o600)
+        created = initialise(settings)
     except OSError as exc:
         raise CliError(
             f"cannot create {exc.filename or settings.db_path}: {exc.strerror}"
         ) from None
-    state = "already initialised" if db_exists else "initialised"
+    state = "initialised" if created else "already initialised"
     print(f"{state}: database {settings.db_path}, key {settings.key_path}")
     return 0
 
@@ -450,10 +443,7 @@ def _demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="tfa-demo-") as folder:
         db = Path(folder) / "demo.db"
         settings = Settings(db_path=db, key_path=default_key_path(db))
-        create_key_file(settings.key_path)
-        database = Database(db)  # what `init` does: open_core needs an existing database
-        database.open_sync()
-        database.close()
+        initialise(settings)
         core = open_core(settings)
         app = Application(core)
         actor = Actor("cli:demo", None)
