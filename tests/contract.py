@@ -58,6 +58,8 @@ class Contract:
         validator = Draft202012Validator(
             {"$ref": "urn:tfa" + _fragment(schema)} if "$ref" in schema else schema,
             registry=self._registry,
+            # Without a format checker `date-time` would be an annotation only.
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
         )
         errors = sorted(validator.iter_errors(response.json()), key=lambda error: error.path)
         if errors:

@@ -172,9 +172,13 @@ class Account:
         codes = await self.sign_in.reauthenticate(user.id, password, code, origin, _regenerate)
         return {"recovery_codes": codes}
 
-    async def history(self, session: Session, limit: int, before: int | None) -> JsonObject:
+    async def history(
+        self, session: Session, success: bool | None, limit: int, before: int | None
+    ) -> JsonObject:
         rows = await self.core.db.run(
-            lambda conn: history.page(conn, limit=limit + 1, before=before, user_id=session.user_id)
+            lambda conn: history.page(
+                conn, limit=limit + 1, before=before, user_id=session.user_id, success=success
+            )
         )
         return views.page(rows, limit, views.history_item)
 

@@ -19,6 +19,7 @@ from tfa_server.http.router import Router
 from tfa_server.storage import users
 from tfa_server.storage.database import storage_unavailable
 from tfa_server.storage.sessions import Session
+from tfa_server.storage.users import User
 from tfa_server.validation import Body, Field, QueryParam, parse_query
 
 log = logging.getLogger("tfa_server")
@@ -35,6 +36,7 @@ class Call:
     body: JsonObject
     query: JsonObject
     session: Session | None
+    admin: User | None
 
     @property
     def own_session(self) -> Session:
@@ -43,7 +45,8 @@ class Call:
 
     @property
     def actor(self) -> Actor:
-        return Actor(f"user:{self.own_session.user_id}", self.origin)
+        assert self.admin is not None
+        return Actor(self.admin.username, self.origin)
 
 
 Handler = Callable[[Call], Awaitable[JsonObject | None]]
@@ -67,6 +70,7 @@ class Route:
 
 CODE = Field("code", str, max_length=64, description="6-digit TOTP code or a recovery code")
 PASSWORD = Field("password", str, max_length=1024)
+SUCCESS = QueryParam("success", bool, description="Only successful (true) or failed (false).")
 LIMIT = QueryParam("limit", int, 1, 200, "Page size, 1 to 200 (default 50).")
 BEFORE = QueryParam("before", int, 1, 2**62, "Return entries older than this id (keyset paging).")
 
@@ -105,7 +109,7 @@ class Api:
         route = found.route
         origin = Origin(request.peer, request.user_agent)
         # Who asks comes first: a stranger learns nothing about what a body should hold.
-        session = await self._authenticate(route, request, origin)
+        session, admin = await self._authenticate(route, request, origin)
         query = parse_query(route.query, request.query)
         if route.body is not None:
             body = route.body.parse(request.body)
@@ -113,23 +117,29 @@ class Api:
             raise InvalidRequest("This request takes no body.")
         else:
             body = {}
-        result = await route.handler(Call(request, origin, found.params, body, query, session))
+        result = await route.handler(
+            Call(request, origin, found.params, body, query, session, admin)
+        )
         return Response(route.status, result)
 
-    async def _authenticate(self, route: Route, request: Request, origin: Origin) -> Session | None:
+    async def _authenticate(
+        self, route: Route, request: Request, origin: Origin
+    ) -> tuple[Session | None, User | None]:
+        """The caller's session, and for admin routes the administrator behind it."""
         if route.auth in ("none", "challenge"):
-            return None
+            return None, None
         session = await sessions.resolve(
             self.core,
             request.headers.get("authorization"),
             origin,
             allow_enrollment=route.auth == "enrollment",
         )
-        if route.auth == "admin":
-            user = await self.core.db.run(lambda conn: users.by_id(conn, session.user_id))
-            if user is None or not user.is_admin:
-                raise Forbidden("This needs an administrator account.")
-        return session
+        if route.auth != "admin":
+            return session, None
+        user = await self.core.db.run(lambda conn: users.by_id(conn, session.user_id))
+        if user is None or not user.is_admin:
+            raise Forbidden("This needs an administrator account.")
+        return session, user
 
     async def _signed_in(self, result: SignedIn) -> JsonObject:
         body: JsonObject = {
@@ -199,7 +209,8 @@ class Api:
         )
 
     async def _history(self, call: Call) -> JsonObject:
-        return await self.account.history(call.own_session, *_page_args(call))
+        limit, before = _page_args(call)
+        return await self.account.history(call.own_session, call.query["success"], limit, before)
 
     async def _sessions(self, call: Call) -> JsonObject:
         return await self.account.sessions(call.own_session)
@@ -371,7 +382,7 @@ class Api:
                 "getHistory",
                 "Own login history, newest first",
                 self._history,
-                query=(LIMIT, BEFORE),
+                query=(SUCCESS, LIMIT, BEFORE),
                 response="HistoryPage",
                 errors=(400, *user_errors),
             ),
@@ -482,7 +493,7 @@ class Api:
                 "admin",
                 query=(
                     QueryParam("username", str, description="Only this (attempted) name."),
-                    QueryParam("success", bool, description="true or false."),
+                    SUCCESS,
                     LIMIT,
                     BEFORE,
                 ),
