@@ -129,73 +129,28 @@ def build_parser() -> Parser:
         default=_env("INSECURE_HTTP", "") in ("1", "true", "yes"),
         help="allow plain HTTP on a non-loopback address (TFA_INSECURE_HTTP=1)",
     )
-    defaults_s, defaults_t, defaults_p = SessionRules(), ThrottleRules(), PasswordHashing()
-    serve.add_argument(
-        "--session-lifetime",
-        type=_positive,
-        default=_env_int("SESSION_LIFETIME", int(defaults_s.absolute_lifetime)),
-        help="seconds (TFA_SESSION_LIFETIME; default %(default)s)",
+    s_rules, t_rules, p_rules = SessionRules(), ThrottleRules(), PasswordHashing()
+    numbers = (
+        ("--session-lifetime", "SESSION_LIFETIME", s_rules.absolute_lifetime, "seconds"),
+        ("--idle-timeout", "IDLE_TIMEOUT", s_rules.idle_timeout, "seconds"),
+        ("--challenge-lifetime", "CHALLENGE_LIFETIME", s_rules.challenge_lifetime, "seconds"),
+        ("--lock-after", "LOCK_AFTER", t_rules.account_free_failures, "failures in a row"),
+        ("--lock-seconds", "LOCK_SECONDS", t_rules.account_base_lock, "first lock, doubling"),
+        ("--lock-max-seconds", "LOCK_MAX_SECONDS", t_rules.account_max_lock, "longest lock"),
+        ("--challenge-attempts", "CHALLENGE_ATTEMPTS", t_rules.challenge_attempts, "per password"),
+        ("--ip-max-failures", "IP_MAX_FAILURES", t_rules.ip_max_failures, "per address, 10 min"),
+        ("--argon2-memory-kib", "ARGON2_MEMORY_KIB", p_rules.memory_kib, "Argon2id memory"),
+        ("--argon2-time-cost", "ARGON2_TIME_COST", p_rules.time_cost, "Argon2id passes"),
+        ("--argon2-parallelism", "ARGON2_PARALLELISM", p_rules.parallelism, "Argon2id lanes"),
     )
-    serve.add_argument(
-        "--idle-timeout",
-        type=_positive,
-        default=_env_int("IDLE_TIMEOUT", int(defaults_s.idle_timeout)),
-        help="seconds (TFA_IDLE_TIMEOUT; default %(default)s)",
-    )
-    serve.add_argument(
-        "--challenge-lifetime",
-        type=_positive,
-        default=_env_int("CHALLENGE_LIFETIME", int(defaults_s.challenge_lifetime)),
-        help="seconds (TFA_CHALLENGE_LIFETIME; default %(default)s)",
-    )
-    serve.add_argument(
-        "--lock-after",
-        type=_positive,
-        default=_env_int("LOCK_AFTER", defaults_t.account_free_failures),
-        help="failures in a row before throttling (TFA_LOCK_AFTER; default %(default)s)",
-    )
-    serve.add_argument(
-        "--lock-seconds",
-        type=_positive,
-        default=_env_int("LOCK_SECONDS", int(defaults_t.account_base_lock)),
-        help="first lock, doubled per further failure (TFA_LOCK_SECONDS; default %(default)s)",
-    )
-    serve.add_argument(
-        "--lock-max-seconds",
-        type=_positive,
-        default=_env_int("LOCK_MAX_SECONDS", int(defaults_t.account_max_lock)),
-        help="longest lock (TFA_LOCK_MAX_SECONDS; default %(default)s)",
-    )
-    serve.add_argument(
-        "--challenge-attempts",
-        type=_positive,
-        default=_env_int("CHALLENGE_ATTEMPTS", defaults_t.challenge_attempts),
-        help="code attempts per password entry (TFA_CHALLENGE_ATTEMPTS; default %(default)s)",
-    )
-    serve.add_argument(
-        "--ip-max-failures",
-        type=_positive,
-        default=_env_int("IP_MAX_FAILURES", defaults_t.ip_max_failures),
-        help="failures per address per 10 min (TFA_IP_MAX_FAILURES; default %(default)s)",
-    )
-    serve.add_argument(
-        "--argon2-memory-kib",
-        type=_positive,
-        default=_env_int("ARGON2_MEMORY_KIB", defaults_p.memory_kib),
-        help="TFA_ARGON2_MEMORY_KIB (default %(default)s)",
-    )
-    serve.add_argument(
-        "--argon2-time-cost",
-        type=_positive,
-        default=_env_int("ARGON2_TIME_COST", defaults_p.time_cost),
-        help="TFA_ARGON2_TIME_COST (default %(default)s)",
-    )
-    serve.add_argument(
-        "--argon2-parallelism",
-        type=_positive,
-        default=_env_int("ARGON2_PARALLELISM", defaults_p.parallelism),
-        help="TFA_ARGON2_PARALLELISM (default %(default)s)",
-    )
+    for flag, env, default, text in numbers:
+        serve.add_argument(
+            flag,
+            type=_positive,
+            default=_env_int(env, int(default)),
+            metavar="N",
+            help=f"{text} (TFA_{env}; default %(default)s)",
+        )
     serve.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", "INFO"),
