@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-import httpx
+from pathlib import Path
 
-from .conftest import RunningServer, bearer, enable_totp, login, sign_in_with_totp
+import httpx
+import pytest
+
+from .conftest import RunningServer, bearer, enable_totp, login, sign_in_with_totp, start_server
 
 
 async def test_health(client: httpx.AsyncClient) -> None:
@@ -21,3 +24,12 @@ async def test_full_flow(server: RunningServer, client: httpx.AsyncClient) -> No
     me = await client.get("/api/v1/me", headers=bearer(signed["token"]))
     assert me.json()["totp_enabled"] is True
     assert server.contract.checked >= 5
+
+
+async def test_stopping_twice_is_harmless(tmp_path: Path) -> None:
+    running = await start_server(tmp_path)
+    await running.app.stop()
+    await running.app.stop()
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as http:
+            await http.get(f"{running.base_url}/healthz")

@@ -83,6 +83,7 @@ class Application:
             error_log=log,
         )
         self._purger: asyncio.Task[None] | None = None
+        self._stopped = False
 
     @property
     def port(self) -> int:
@@ -104,7 +105,13 @@ class Application:
         session_rows.purge_expired(conn, self.core.now(), KEEP_ENDED_SESSIONS)
 
     async def stop(self) -> None:
-        """Stop accepting, let requests in flight finish, then close hashing and storage."""
+        """Stop accepting, let requests in flight finish, then close hashing and storage.
+
+        A second call does nothing, so an embedding program may stop it from several places.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):

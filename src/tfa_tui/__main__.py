@@ -1,0 +1,3 @@
+from tfa_tui.cli import main
+
+raise SystemExit(main())

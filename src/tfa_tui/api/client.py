@@ -1,0 +1,428 @@
+"""The only code of the terminal client that speaks HTTP: typed calls, typed results, typed errors.
+
+Every failure leaves as an `ApiError` subclass whose message is plain words; transport
+exceptions are never passed on, so no traceback or repr reaches the screen. The token and
+the passwords never appear in a message.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import platform
+import socket
+import ssl
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+import tfa_tui
+from tfa_tui.api.errors import (
+    ProtocolError,
+    Unauthorized,
+    Unreachable,
+    error_from_response,
+)
+from tfa_tui.api.models import (
+    AdminUser,
+    AuditPage,
+    DisconnectResult,
+    HistoryPage,
+    Me,
+    Policy,
+    SessionInfo,
+    SignInResult,
+    TotpSetup,
+)
+
+DEFAULT_SERVER = "http://127.0.0.1:8421"
+API = "/api/v1"
+
+M = TypeVar("M")
+
+
+def _ascii(text: str, limit: int) -> str:
+    """Header values must be ASCII: anything else (a hostname in Unicode, say) becomes '?'."""
+    cleaned = "".join(char if " " <= char <= "~" else "?" for char in text)
+    return cleaned[:limit]
+
+
+@lru_cache(maxsize=1)
+def user_agent() -> str:
+    """`tfa-tui/<version> (<hostname>; <os> <release>)`: what the server's history shows."""
+    host = _ascii(socket.gethostname() or "unknown", 64)
+    system = _ascii(f"{platform.system()} {platform.release()}".strip() or "unknown", 64)
+    return f"tfa-tui/{tfa_tui.__version__} ({host}; {system})"
+
+
+def normalise_server_url(url: str) -> str:
+    """`host:port` gets `http://`; a trailing slash goes. A path prefix (behind a proxy) stays."""
+    url = url.strip()
+    if "://" not in url:
+        url = f"http://{url}"
+    return url.rstrip("/")
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` cannot be a server address, in words; None when it can."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "this is not a valid address"
+    if parsed.scheme not in ("http", "https"):
+        return "the address must start with http:// or https://"
+    if not parsed.host:
+        return "the address has no host name"
+    return None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost OS-level error httpx wrapped (httpcore and the socket each add a layer)."""
+    seen: set[int] = set()
+    found = exc
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            found = current
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _connect_reason(exc: httpx.ConnectError) -> str:
+    cause = _root_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return "its TLS certificate could not be verified"
+    if isinstance(cause, ssl.SSLError):
+        return "the secure (TLS) connection could not be set up"
+    if isinstance(cause, socket.gaierror):
+        return "the server name could not be found"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "the network or host is unreachable"
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "name or service" in text or "nodename" in text or "getaddrinfo" in text:
+        return "the server name could not be found"
+    return "the connection could not be made"
+
+
+def _transport_reason(exc: httpx.TransportError, timeout: float) -> str:
+    seconds = f"{timeout:g} second{'s' if timeout != 1 else ''}"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"no connection within {seconds}"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"the server did not answer within {seconds}"
+    if isinstance(exc, httpx.ConnectError):
+        return _connect_reason(exc)
+    if isinstance(exc, httpx.ProxyError):
+        return "the proxy refused the connection"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "the address must start with http:// or https://"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server closed the connection without a proper answer"
+    if isinstance(exc, httpx.NetworkError):
+        return "the connection was interrupted"
+    return "the request could not be sent"
+
+
+class TfaClient:
+    """One server, one (optional) bearer token. Use `async with` or call `aclose()`.
+
+    `token` holds whichever token the last sign-in step returned: a challenge after
+    `login` with `totp_required`, an enrollment session, or a full session.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._base_url = normalise_server_url(base_url)
+        self._url_problem = _url_problem(self._base_url)
+        self._timeout = timeout
+        self.token = token
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url if self._url_problem is None else "",
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": user_agent(), "Accept": "application/json"},
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def __repr__(self) -> str:
+        signed_in = self.token is not None
+        return f"TfaClient({self._base_url!r}, token={'<set>' if signed_in else None})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # The one place requests are made.
+
+    def _unreachable(self, reason: str) -> Unreachable:
+        return Unreachable(f"Cannot reach the server at {self._base_url}: {reason}.")
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        authenticated: bool = True,
+    ) -> Any:
+        """Send one request; the decoded JSON of a 2xx answer (None for 204), or an ApiError."""
+        if self._url_problem is not None:
+            raise self._unreachable(self._url_problem)
+        headers = {}
+        if authenticated and self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = await self._http.request(
+                method,
+                path,
+                json=dict(body) if body is not None else None,
+                params=dict(params) if params else None,
+                headers=headers,
+            )
+        except httpx.TransportError as exc:
+            raise self._unreachable(_transport_reason(exc, self._timeout)) from None
+        except httpx.HTTPError:
+            raise ProtocolError(
+                f"The server at {self._base_url} sent an answer this client cannot read."
+            ) from None
+        return self._decode(response)
+
+    def _decode(self, response: httpx.Response) -> Any:
+        status = response.status_code
+        data: object = None
+        parsed = False
+        if response.content:
+            try:
+                data = json.loads(response.content)
+                parsed = True
+            except ValueError:
+                pass
+        if not 200 <= status < 300:
+            raise error_from_response(status, data, response.headers)
+        if status == 204 or not response.content:
+            return None
+        if not parsed or not isinstance(data, dict):
+            raise ProtocolError(
+                f"The server at {self._base_url} did not answer like a tfa server"
+                f" (HTTP {status}, not the expected JSON). Check the address.",
+                status=status,
+            )
+        return data
+
+    async def _fetch(
+        self, parse: Callable[[Mapping[str, Any]], M], method: str, path: str, **kwargs: Any
+    ) -> M:
+        """A call whose answer must be a JSON object of the shape `parse` reads."""
+        data = await self._call(method, path, **kwargs)
+        if data is None:
+            raise ProtocolError(
+                f"The server at {self._base_url} sent an empty answer where data was expected."
+            )
+        return parse(data)
+
+    # Health and sign-in.
+
+    async def health(self) -> None:
+        """Raises unless the server answers `{"status": "ok"}`."""
+        data = await self._call("GET", "/healthz", authenticated=False)
+        if not isinstance(data, dict) or data.get("status") != "ok":
+            raise ProtocolError(f"The server at {self._base_url} did not report itself healthy.")
+
+    async def _sign_in(
+        self, path: str, body: Mapping[str, Any], *, with_token: bool
+    ) -> SignInResult:
+        result = await self._fetch(
+            SignInResult.from_json, "POST", path, body=body, authenticated=with_token
+        )
+        self.token = result.token
+        return result
+
+    async def login(self, username: str, password: str) -> SignInResult:
+        """Password step. The returned token (challenge, enrollment or full) becomes `token`."""
+        body = {"username": username, "password": password}
+        return await self._sign_in(f"{API}/login", body, with_token=False)
+
+    async def login_totp(self, code: str) -> SignInResult:
+        """Second step with the challenge in `token`; the full session token replaces it."""
+        return await self._sign_in(f"{API}/login/totp", {"code": code}, with_token=True)
+
+    async def login_recovery(self, code: str) -> SignInResult:
+        """Second step with a recovery code; `recovery_codes_left` says how many remain."""
+        return await self._sign_in(f"{API}/login/recovery", {"code": code}, with_token=True)
+
+    async def logout(self) -> None:
+        """End the session. `token` is cleared whatever happens; a 401 (already ended) is fine."""
+        if self.token is None:
+            return
+        try:
+            await self._call("POST", f"{API}/logout")
+        except Unauthorized:
+            pass
+        finally:
+            self.token = None
+
+    # The signed-in user.
+
+    async def me(self) -> Me:
+        return await self._fetch(Me.from_json, "GET", f"{API}/me")
+
+    async def totp_setup(self) -> TotpSetup:
+        return await self._fetch(TotpSetup.from_json, "POST", f"{API}/me/totp/setup")
+
+    async def totp_confirm(self, code: str) -> list[str]:
+        """Returns the recovery codes; an enrollment session becomes a full one."""
+        body = {"code": code}
+        return await self._fetch(_recovery_codes, "POST", f"{API}/me/totp/confirm", body=body)
+
+    async def totp_disable(
+        self, password: str, code: str, *, acknowledge_forced_policy: bool = False
+    ) -> DisconnectResult:
+        """Raises PolicyRequires2fa (with the warning to show) unless acknowledged under force.
+
+        When the server signs the user out (`logged_out`), `token` is cleared.
+        """
+        body = {
+            "password": password,
+            "code": code,
+            "acknowledge_forced_policy": acknowledge_forced_policy,
+        }
+        result = await self._fetch(
+            DisconnectResult.from_json, "DELETE", f"{API}/me/totp", body=body
+        )
+        if result.logged_out:
+            self.token = None
+        return result
+
+    async def regenerate_recovery_codes(self, password: str, code: str) -> list[str]:
+        """Needs the password and a current code; the old set stops working."""
+        body = {"password": password, "code": code}
+        return await self._fetch(_recovery_codes, "POST", f"{API}/me/recovery-codes", body=body)
+
+    async def history(
+        self, *, success: bool | None = None, limit: int = 50, before: int | None = None
+    ) -> HistoryPage:
+        """Newest first; `success` filters to successful (True) or failed (False) events."""
+        params = _page_params(limit, before, success=success)
+        return await self._fetch(HistoryPage.from_json, "GET", f"{API}/me/history", params=params)
+
+    async def sessions(self) -> list[SessionInfo]:
+        return await self._fetch(_items(SessionInfo.from_json), "GET", f"{API}/me/sessions")
+
+    async def revoke_session(self, session_id: int) -> None:
+        await self._call("DELETE", f"{API}/me/sessions/{int(session_id)}")
+
+    # Administrators.
+
+    async def policy(self) -> Policy:
+        return await self._fetch(Policy.from_json, "GET", f"{API}/admin/policy")
+
+    async def set_policy(self, force_2fa: bool, grace_period_days: int) -> Policy:
+        body = {"force_2fa": force_2fa, "grace_period_days": grace_period_days}
+        return await self._fetch(Policy.from_json, "PUT", f"{API}/admin/policy", body=body)
+
+    async def users(self) -> list[AdminUser]:
+        return await self._fetch(_items(AdminUser.from_json), "GET", f"{API}/admin/users")
+
+    async def create_user(self, username: str, password: str, is_admin: bool = False) -> AdminUser:
+        body = {"username": username, "password": password, "is_admin": is_admin}
+        return await self._fetch(AdminUser.from_json, "POST", f"{API}/admin/users", body=body)
+
+    async def reset_2fa(self, username: str) -> AdminUser:
+        """Removes the user's 2FA and ends their sessions."""
+        path = f"{API}/admin/users/{quote(username, safe='')}/reset-2fa"
+        return await self._fetch(AdminUser.from_json, "POST", path)
+
+    async def unlock(self, username: str) -> AdminUser:
+        """Clears the user's throttling."""
+        path = f"{API}/admin/users/{quote(username, safe='')}/unlock"
+        return await self._fetch(AdminUser.from_json, "POST", path)
+
+    async def admin_history(
+        self,
+        *,
+        username: str | None = None,
+        success: bool | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> HistoryPage:
+        """Everyone's events; entries carry `username` (the attempted name for unknown ones)."""
+        params = _page_params(limit, before, success=success)
+        if username is not None:
+            params["username"] = username
+        path = f"{API}/admin/history"
+        return await self._fetch(HistoryPage.from_json, "GET", path, params=params)
+
+    async def audit(self, *, limit: int = 50, before: int | None = None) -> AuditPage:
+        params = _page_params(limit, before)
+        return await self._fetch(AuditPage.from_json, "GET", f"{API}/admin/audit", params=params)
+
+
+def _shape_error(field: str, problem: str) -> ProtocolError:
+    return ProtocolError(
+        f"The server's answer is not one this client understands: `{field}` {problem}."
+    )
+
+
+def _recovery_codes(data: Mapping[str, Any]) -> list[str]:
+    codes = data.get("recovery_codes")
+    if not isinstance(codes, list):
+        raise _shape_error("recovery_codes", "is missing")
+    if not all(isinstance(code, str) for code in codes):
+        raise _shape_error("recovery_codes", "should hold only text")
+    return list(codes)
+
+
+def _items(parse: Callable[..., M]) -> Callable[[Mapping[str, Any]], list[M]]:
+    """A reader of `{"items": [...]}` whose items `parse` reads."""
+
+    def read(data: Mapping[str, Any]) -> list[M]:
+        items = data.get("items")
+        if not isinstance(items, list):
+            raise _shape_error("items", "is missing")
+        return [parse(item, where=f"items[{index}]") for index, item in enumerate(items)]
+
+    return read
+
+
+def _page_params(
+    limit: int, before: int | None, *, success: bool | None = None
+) -> dict[str, str | int]:
+    params: dict[str, str | int] = {"limit": limit}
+    if before is not None:
+        params["before"] = before
+    if success is not None:
+        params["success"] = "true" if success else "false"
+    return params
+
+
+__all__ = ["DEFAULT_SERVER", "TfaClient", "normalise_server_url", "user_agent"]

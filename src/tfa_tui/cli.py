@@ -1,0 +1,60 @@
+"""`tfa`: the terminal client."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from tfa_tui import __version__
+from tfa_tui.api.client import DEFAULT_SERVER, TfaClient
+
+PROG = "tfa"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see '{PROG} --help')\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog=PROG,
+        description="Two-factor authentication in your terminal: sign in, connect an"
+        " authenticator app, keep recovery codes and read your login history.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("TFA_SERVER", DEFAULT_SERVER),
+        help="server URL (TFA_SERVER; default %(default)s)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run a throw-away server with demo accounts in this process",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.server.startswith(("http://", "https://")):
+        print(f"{PROG}: error: --server must start with http:// or https://", file=sys.stderr)
+        return 2
+    from tfa_tui.app import TfaApp
+
+    if args.demo:
+        from tfa_tui.demo import DemoServer
+
+        demo = DemoServer()
+        try:
+            url = demo.start()
+            TfaApp(TfaClient(url), demo=demo.accounts).run()
+        finally:
+            demo.stop()
+        return 0
+    TfaApp(TfaClient(args.server)).run()
+    return 0

@@ -1,0 +1,108 @@
+"""`tfa --demo`: the bundled server on a free loopback port, with seeded accounts.
+
+The server runs on its own thread and event loop, so its work never competes with the UI's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pyotp
+
+from tfa_server.admin import Actor, Admin
+from tfa_server.app import Application, initialise, open_core
+from tfa_server.config import Settings, default_key_path
+
+
+@dataclass
+class DemoAccount:
+    username: str
+    password: str
+    description: str
+    secret: str | None = None  # the demo's stand-in for a phone
+
+
+@dataclass
+class DemoAccounts:
+    accounts: list[DemoAccount] = field(
+        default_factory=lambda: [
+            DemoAccount("admin", "admin-demo", "administrator, no 2FA yet"),
+            DemoAccount("alice", "alice-demo", "2FA on, has failed attempts"),
+            DemoAccount("bob", "bob-demo1", "no 2FA"),
+        ]
+    )
+
+    def find(self, username: str) -> DemoAccount | None:
+        return next((acc for acc in self.accounts if acc.username == username.lower()), None)
+
+    def remember_secret(self, username: str, secret: str | None) -> None:
+        account = self.find(username)
+        if account is not None:
+            account.secret = secret
+
+
+class DemoServer:
+    def __init__(self) -> None:
+        self.accounts = DemoAccounts()
+        self._folder = Path(tempfile.mkdtemp(prefix="tfa-demo-"))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._app: Application | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
+        self.url = future.result(timeout=60)
+        return self.url
+
+    async def _start(self) -> str:
+        db = self._folder / "demo.db"
+        settings = Settings(db_path=db, key_path=default_key_path(db), issuer="tfa")
+        initialise(settings)
+        core = open_core(settings)
+        self._app = Application(core)
+        await self._app.start("127.0.0.1", 0)
+        url = f"http://127.0.0.1:{self._app.port}"
+        admin = Admin(core)
+        actor = Actor("cli:demo", None)
+        for account in self.accounts.accounts:
+            await admin.create_user(
+                actor, account.username, account.password, account.username == "admin"
+            )
+        await self._seed_alice(url)
+        return url
+
+    async def _seed_alice(self, url: str) -> None:
+        """Alice has 2FA and a history with failed attempts, as a real account would."""
+        alice = self.accounts.find("alice")
+        assert alice is not None
+        credentials = {"username": alice.username, "password": alice.password}
+        headers = {"User-Agent": "tfa-demo-seed"}
+        async with httpx.AsyncClient(base_url=f"{url}/api/v1", headers=headers) as http:
+            token = (await http.post("/login", json=credentials)).json()["token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            secret = (await http.post("/me/totp/setup", headers=auth)).json()["secret"]
+            # A code from the previous step (inside the window), so the code the demo panel
+            # shows right now is still unused.
+            previous = pyotp.TOTP(secret).at(time.time() - 30)
+            await http.post("/me/totp/confirm", headers=auth, json={"code": previous})
+            await http.post("/logout", headers=auth)
+            for wrong in ("alice123", "Alice-demo"):
+                await http.post("/login", json={**credentials, "password": wrong})
+        alice.secret = secret
+
+    def stop(self) -> None:
+        if self._app is not None:
+            app = self._app
+            asyncio.run_coroutine_threadsafe(app.stop(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        shutil.rmtree(self._folder, ignore_errors=True)

@@ -1,0 +1,369 @@
+"""Home: Security, History, Sessions and (for administrators) Admin, by tab or by key."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Header,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from tfa_tui.api.errors import ApiError, PolicyRequires2fa, Unauthorized
+from tfa_tui.api.models import HistoryEntry, Me
+from tfa_tui.screens.base import TfaScreen
+from tfa_tui.screens.confirm import ConfirmScreen
+from tfa_tui.screens.reauth import ReauthScreen
+from tfa_tui.words import describe, local_time
+
+EVENTS = {
+    "password": "Password",
+    "second_factor": "Second factor",
+    "reauthentication": "Confirm identity",
+    "totp_enabled": "2FA connected",
+    "totp_disabled": "2FA disconnected",
+    "recovery_codes_regenerated": "New recovery codes",
+    "logout": "Signed out",
+    "forced_sign_out": "Signed out (policy)",
+    "session_revoked": "Session revoked",
+    "totp_reset_by_admin": "2FA reset by admin",
+}
+METHODS = {"password": "password", "totp": "app code", "recovery_code": "recovery code"}
+PAGE = 50
+
+
+def result_cell(success: bool) -> str:
+    """A symbol as well as a colour, so the table reads without colour."""
+    return "[green]✔ successful[/]" if success else "[red]✘ failed[/]"
+
+
+def history_row(entry: HistoryEntry) -> tuple[str, ...]:
+    return (
+        local_time(entry.at, with_seconds=True),
+        EVENTS.get(entry.event, entry.event),
+        result_cell(entry.success),
+        METHODS.get(entry.method or "", entry.method or "-"),
+        entry.ip or "-",
+        entry.client or "-",
+        (entry.reason or "").replace("_", " ") or "-",
+    )
+
+
+class HomeScreen(TfaScreen):
+    CSS_PATH = "home.tcss"
+    BINDINGS = [
+        Binding("s", "tab('security')", "Security", id="security"),
+        Binding("h", "tab('history')", "History", id="history"),
+        Binding("n", "tab('sessions')", "Sessions", id="sessions"),
+        Binding("a", "tab('admin')", "Admin", id="admin"),
+        Binding("r", "refresh", "Refresh", id="refresh"),
+        Binding("ctrl+o", "sign_out", "Sign out", id="sign-out"),
+    ]
+
+    def __init__(self, me: Me) -> None:
+        super().__init__()
+        self.me = me
+        self._next_before: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="security"):
+            with (
+                TabPane("Security", id="security"),
+                VerticalScroll(id="security-body", can_focus=False),
+            ):
+                yield Static("", id="failed-banner", classes="banner hidden")
+                yield Static("", id="deadline-banner", classes="banner hidden")
+                yield Static("", id="status")
+                yield Static("", id="codes-left")
+                with Horizontal(classes="buttons"):
+                    yield Button("Connect authenticator app", variant="primary", id="connect")
+                    yield Button("New recovery codes", id="regenerate")
+                    yield Button("Disconnect", variant="error", id="disconnect")
+            with TabPane("History", id="history"), Vertical():
+                with Horizontal(classes="toolbar"):
+                    yield Select(
+                        [("All", "all"), ("Successful", "ok"), ("Failed", "failed")],
+                        value="all",
+                        allow_blank=False,
+                        id="history-filter",
+                    )
+                    yield Button("Load older", id="older", disabled=True)
+                yield DataTable(id="history-table", zebra_stripes=True, cursor_type="row")
+            with TabPane("Sessions", id="sessions"), Vertical():
+                yield DataTable(id="sessions-table", cursor_type="row")
+                with Horizontal(classes="buttons"):
+                    yield Button("Revoke selected session", id="revoke", variant="warning")
+            if self.me.is_admin:
+                from tfa_tui.widgets.admin_pane import AdminPane
+
+                with TabPane("Admin", id="admin"):
+                    yield AdminPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"{self.me.username} @ {self.tfa.api.base_url}"
+        history = self.query_one("#history-table", DataTable)
+        history.add_columns("Time", "Event", "Result", "Method", "IP", "Client", "Reason")
+        sessions = self.query_one("#sessions-table", DataTable)
+        sessions.add_columns("", "Signed in", "Last seen", "IP", "Client")
+        self.show_me(self.me)
+        self._focus_security()
+        self.load_history(reset=True)
+        self.load_sessions()
+
+    def _focus_security(self) -> None:
+        """The main action of the Security tab takes the focus, so Enter does the obvious."""
+        for button in self.query("#security-body Button").results(Button):
+            if button.display:
+                button.focus()
+                return
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "tab" and parameters == ("admin",):
+            return self.me.is_admin
+        return True
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_refresh(self) -> None:
+        self.refresh_me()
+        self.load_history(reset=True)
+        self.load_sessions()
+
+    def action_sign_out(self) -> None:
+        self.tfa.sign_out()
+
+    def failed(self, error: BaseException) -> None:
+        """One place for worker failures: an ended session goes back to sign in."""
+        if isinstance(error, Unauthorized):
+            self.tfa.session_ended()
+        else:
+            self.notify(describe(error), severity="error")
+
+    # Security
+
+    def show_me(self, me: Me) -> None:
+        self.me = me
+        status = self.query_one("#status", Static)
+        if me.totp_enabled:
+            status.update(
+                "[b]Two-factor authentication:[/b] [green]✔ connected[/] since"
+                f" {local_time(me.totp_enabled_at)}"
+            )
+        else:
+            status.update("[b]Two-factor authentication:[/b] [red]✘ not connected[/]")
+        left = self.query_one("#codes-left", Static)
+        left.set_class(not me.totp_enabled, "hidden")
+        warn = me.totp_enabled and me.recovery_codes_left <= 2
+        left.update(
+            f"Recovery codes left: {me.recovery_codes_left}"
+            + (" - [b]running low:[/b] generate new ones (New recovery codes)." if warn else "")
+        )
+        left.set_class(warn, "warning")
+        self.query_one("#connect").display = not me.totp_enabled
+        self.query_one("#disconnect").display = me.totp_enabled
+        self.query_one("#regenerate").display = me.totp_enabled
+        failed = self.query_one("#failed-banner", Static)
+        count = me.failed_attempts_since_last_login
+        if count and me.last_login is not None:
+            failed.update(
+                f"⚠ {count} failed sign-in attempt{'s' if count != 1 else ''} since your last"
+                f" sign-in on {local_time(me.last_login.at)} from {me.last_login.ip}."
+                " See History."
+            )
+        elif count:
+            failed.update(
+                f"⚠ {count} failed sign-in attempt{'s' if count != 1 else ''}"
+                " before this sign-in. See History."
+            )
+        failed.set_class(not count, "hidden")
+        deadline = self.query_one("#deadline-banner", Static)
+        if me.enrollment_deadline is not None and not me.totp_enabled:
+            deadline.update(
+                "⚠ Your administrator requires two-factor authentication. Set it up before"
+                f" {local_time(me.enrollment_deadline)} or you will have to at your next sign-in."
+            )
+        deadline.set_class(me.enrollment_deadline is None or me.totp_enabled, "hidden")
+
+    @work(exclusive=True, exit_on_error=False, group="me")
+    async def refresh_me(self) -> None:
+        try:
+            self.show_me(await self.tfa.api.me())
+        except ApiError as exc:
+            self.failed(exc)
+
+    @on(Button.Pressed, "#connect")
+    def _connect(self) -> None:
+        from tfa_tui.screens.setup import SetupScreen
+
+        self.tfa.switch_screen(SetupScreen())
+
+    @on(Button.Pressed, "#disconnect")
+    @work(exclusive=True, exit_on_error=False, group="disconnect")
+    async def disconnect(self) -> None:
+        forced = self.me.policy.force_2fa
+        if forced and not await self.app.push_screen_wait(
+            ConfirmScreen(
+                "Two-factor authentication is mandatory",
+                "Your administrator requires two-factor authentication for all accounts."
+                " If you disconnect it you will be signed out and must set it up again at"
+                " your next sign-in.",
+                confirm="Disconnect and sign out",
+                danger=True,
+            )
+        ):
+            return
+        answer = await self.app.push_screen_wait(
+            ReauthScreen(
+                "Disconnect two-factor authentication",
+                "Confirm it is you. Your recovery codes stop working too.",
+                "Disconnect",
+            )
+        )
+        if answer is None:
+            return
+        try:
+            result = await self.tfa.api.totp_disable(
+                answer.password, answer.code, acknowledge_forced_policy=forced
+            )
+        except PolicyRequires2fa:
+            self.notify("The policy changed meanwhile: try again.", severity="warning")
+            self.refresh_me()
+            return
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        if self.tfa.demo is not None:
+            self.tfa.demo.remember_secret(self.me.username, None)
+        if result.logged_out:
+            self.tfa.session_ended(
+                "Two-factor authentication was disconnected and you were signed out."
+                " Set it up again at your next sign-in."
+            )
+            return
+        self.notify("Two-factor authentication is disconnected.")
+        self.refresh_me()
+
+    @on(Button.Pressed, "#regenerate")
+    @work(exclusive=True, exit_on_error=False, group="regenerate")
+    async def regenerate(self) -> None:
+        answer = await self.app.push_screen_wait(
+            ReauthScreen(
+                "New recovery codes",
+                "Confirm it is you. Your current recovery codes stop working.",
+                "Make new codes",
+            )
+        )
+        if answer is None:
+            return
+        try:
+            codes = await self.tfa.api.regenerate_recovery_codes(answer.password, answer.code)
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        from tfa_tui.screens.recovery_codes import RecoveryCodesScreen
+
+        self.tfa.switch_screen(RecoveryCodesScreen(codes, self.me.username))
+
+    # History
+
+    def _history_filter(self) -> bool | None:
+        value = self.query_one("#history-filter", Select).value
+        return {"ok": True, "failed": False}.get(str(value))
+
+    @on(Select.Changed, "#history-filter")
+    def _filter_changed(self) -> None:
+        self.load_history(reset=True)
+
+    @on(Button.Pressed, "#older")
+    def _older(self) -> None:
+        self.load_history(reset=False)
+
+    @work(exclusive=True, exit_on_error=False, group="history")
+    async def load_history(self, *, reset: bool) -> None:
+        table = self.query_one("#history-table", DataTable)
+        before = None if reset else self._next_before
+        table.loading = True
+        try:
+            page = await self.tfa.api.history(
+                success=self._history_filter(), limit=PAGE, before=before
+            )
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        finally:
+            table.loading = False
+        if reset:
+            table.clear()
+        for entry in page.items:
+            table.add_row(*history_row(entry), key=str(entry.id))
+        self._next_before = page.next_before
+        older = self.query_one("#older", Button)
+        older.disabled = page.next_before is None
+        older.label = "Load older" if page.next_before is not None else "No older entries"
+
+    # Sessions
+
+    @work(exclusive=True, exit_on_error=False, group="sessions")
+    async def load_sessions(self) -> None:
+        table = self.query_one("#sessions-table", DataTable)
+        table.loading = True
+        try:
+            sessions = await self.tfa.api.sessions()
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        finally:
+            table.loading = False
+        table.clear()
+        for session in sessions:
+            table.add_row(
+                "▶ this session" if session.current else "",
+                local_time(session.created_at),
+                local_time(session.last_seen_at),
+                session.ip,
+                session.client,
+                key=str(session.id),
+            )
+
+    @on(Button.Pressed, "#revoke")
+    @work(exclusive=True, exit_on_error=False, group="revoke")
+    async def revoke(self) -> None:
+        table = self.query_one("#sessions-table", DataTable)
+        if table.row_count == 0:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key is None:
+            return
+        current = str(table.get_row(key)[0]).startswith("▶")
+        if not await self.app.push_screen_wait(
+            ConfirmScreen(
+                "Revoke this session?",
+                "You will be signed out here."
+                if current
+                else "Whoever uses that session will be signed out.",
+                confirm="Revoke",
+                danger=True,
+            )
+        ):
+            return
+        try:
+            await self.tfa.api.revoke_session(int(key))
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        if current:
+            self.tfa.session_ended("You revoked this session.")
+            return
+        self.notify("Session revoked.")
+        self.load_sessions()

@@ -1,0 +1,165 @@
+"""The recovery codes, shown exactly once: copy, save to a private file, confirm storing them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import datetime
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Checkbox, Footer, Input, Static
+
+from tfa_tui.screens.base import TfaScreen
+from tfa_tui.screens.confirm import ConfirmScreen
+
+
+def codes_text(codes: list[str], username: str, server: str) -> str:
+    created = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    lines = [
+        f"tfa recovery codes for {username} at {server}",
+        f"Created {created}. Each code signs you in once; new codes void these.",
+        "",
+    ]
+    return "\n".join([*lines, *codes]) + "\n"
+
+
+def codes_columns(codes: list[str]) -> str:
+    """Two numbered columns, so all ten fit on an 80x24 screen with room to spare."""
+    half = (len(codes) + 1) // 2
+    rows = []
+    for index in range(half):
+        left = f"{index + 1:2d}. {codes[index]}"
+        right = index + half
+        rows.append(f"{left}      {right + 1:2d}. {codes[right]}" if right < len(codes) else left)
+    return "\n".join(rows)
+
+
+def write_private(path: Path, text: str, *, overwrite: bool) -> None:
+    """Create with mode 0600 from the start, so the codes are never readable by others."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+class RecoveryCodesScreen(TfaScreen):
+    CSS_PATH = "recovery_codes.tcss"
+    BINDINGS = [
+        Binding("ctrl+y", "copy", "Copy all"),
+        Binding("ctrl+s", "save", "Save to file"),
+        Binding("escape", "leave", "Leave"),
+    ]
+
+    def __init__(self, codes: list[str], username: str, *, after_setup: bool = False) -> None:
+        super().__init__()
+        self.codes = codes
+        self.username = username
+        self.after_setup = after_setup
+
+    def compose(self) -> ComposeResult:
+        panel = Vertical(id="panel")
+        panel.border_title = (
+            "Step 4 of 4 - Save your recovery codes" if self.after_setup else "New recovery codes"
+        )
+        with panel:
+            yield Static(
+                "If you lose your phone, each code signs you in once. Store them somewhere"
+                " safe now: [b]they will never be shown again.[/b]",
+                id="warning",
+            )
+            yield Static(codes_columns(self.codes), id="codes")
+            with Horizontal(classes="buttons"):
+                yield Button("Copy all", id="copy", compact=True)
+                yield Button("Save to file", id="save", compact=True)
+            yield Input(str(self._default_path()), id="path", classes="hidden", compact=True)
+            yield Checkbox("I have stored these codes", id="stored", compact=True)
+            with Horizontal(classes="buttons"):
+                yield Button("Done", variant="primary", id="done", disabled=True, compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#stored", Checkbox).focus()
+
+    def _text(self) -> str:
+        return codes_text(self.codes, self.username, self.tfa.api.base_url)
+
+    def _default_path(self) -> Path:
+        return Path.home() / f"tfa-recovery-codes-{self.username}.txt"
+
+    @on(Button.Pressed, "#copy")
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self._text())
+        self.query_one("#stored").focus()
+        self.notify("Codes copied to the clipboard (if your terminal allows it).")
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        field = self.query_one("#path", Input)
+        if field.has_class("hidden"):
+            field.remove_class("hidden")
+            field.focus()
+            self.notify("Check the file name, then press Enter to save.")
+            return
+        self.save(field.value)
+
+    @on(Input.Submitted, "#path")
+    def _save_submitted(self, event: Input.Submitted) -> None:
+        self.save(event.value)
+
+    @work(exclusive=True, exit_on_error=False, group="save")
+    async def save(self, raw_path: str) -> None:
+        path = await asyncio.to_thread(lambda: Path(raw_path.strip()).expanduser())
+        overwrite = False
+        if await asyncio.to_thread(path.exists):
+            overwrite = await self.app.push_screen_wait(
+                ConfirmScreen(
+                    "Replace the file?",
+                    f"{path} already exists. Replace it with these codes?",
+                    confirm="Replace",
+                    danger=True,
+                )
+            )
+            if not overwrite:
+                return
+        try:
+            await asyncio.to_thread(write_private, path, self._text(), overwrite=overwrite)
+        except OSError as exc:
+            self.notify(f"Could not save to {path}: {exc.strerror}.", severity="error")
+            return
+        self.query_one("#path").add_class("hidden")
+        self.query_one("#stored").focus()
+        self.notify(f"Saved to {path} (readable only by you).")
+
+    @on(Checkbox.Changed, "#stored")
+    def _stored(self, event: Checkbox.Changed) -> None:
+        done = self.query_one("#done", Button)
+        done.disabled = not event.value
+        if event.value:
+            done.focus()
+
+    @on(Button.Pressed, "#done")
+    def _done(self) -> None:
+        self.tfa.go_home()
+
+    @work(exclusive=True, exit_on_error=False, group="leave")
+    async def action_leave(self) -> None:
+        if self.query_one("#stored", Checkbox).value:
+            self.tfa.go_home()
+            return
+        leave = await self.app.push_screen_wait(
+            ConfirmScreen(
+                "Leave without storing the codes?",
+                "These codes will never be shown again. Without them, losing your phone"
+                " locks you out.",
+                confirm="Leave anyway",
+                cancel="Stay",
+                danger=True,
+            )
+        )
+        if leave:
+            self.tfa.go_home()

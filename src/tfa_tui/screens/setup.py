@@ -1,0 +1,177 @@
+"""Connecting an authenticator app: install, scan, verify, then the recovery codes."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, ContentSwitcher, Footer, Input, Label, Static
+
+from tfa_tui.api.errors import ApiError, Unauthorized
+from tfa_tui.api.models import TotpSetup
+from tfa_tui.screens.base import TfaScreen
+from tfa_tui.widgets.qr import QrCode
+from tfa_tui.words import describe
+
+APPS = (
+    "Google Authenticator, Microsoft Authenticator, Aegis (Android), 2FAS, FreeOTP,"
+    " or a password manager with one-time codes (1Password, Bitwarden, KeePassXC)."
+)
+
+
+class SetupScreen(TfaScreen):
+    CSS_PATH = "setup.tcss"
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+k", "copy_key", "Copy key", show=False),
+    ]
+
+    def __init__(self, *, forced: bool = False) -> None:
+        super().__init__()
+        self.forced = forced
+        self.setup: TotpSetup | None = None
+
+    def compose(self) -> ComposeResult:
+        with ContentSwitcher(initial="install", id="steps"):
+            with Vertical(id="install", classes="step-page"):
+                yield Static("Set up two-factor authentication", classes="title")
+                if self.forced:
+                    yield Static(
+                        "Your administrator requires two-factor authentication."
+                        " Set it up now to continue.",
+                        id="forced",
+                    )
+                yield Label("Step 1 of 4 - Install an authenticator app", classes="step")
+                yield Static(f"On your phone, install an authenticator app: {APPS}")
+                yield Static("Already have one? Go on.", classes="muted")
+                with Horizontal(classes="buttons"):
+                    yield Button("Next", variant="primary", id="to-scan", compact=True)
+            with Horizontal(id="scan"):
+                yield QrCode(id="qr")
+                with Vertical(id="scan-text"):
+                    yield Label("Step 2 of 4 - Scan", classes="step")
+                    yield Static("In the app, add an account and scan the code.")
+                    yield Static("Can't scan? Type this key:", classes="muted")
+                    yield Static("", id="key")
+                    yield Static("", id="account")
+                    with Horizontal(classes="buttons"):
+                        yield Button("Next", variant="primary", id="to-verify", compact=True)
+                        yield Button("Copy key", id="copy-key", compact=True)
+            with Vertical(id="verify", classes="step-page"):
+                yield Static("Set up two-factor authentication", classes="title")
+                yield Label("Step 3 of 4 - Enter a code from the app", classes="step")
+                yield Static("Type the 6-digit code the app shows for this account.")
+                yield Input(
+                    placeholder="6 digits",
+                    id="code",
+                    restrict=r"[0-9 ]*",
+                    max_length=7,
+                    compact=True,
+                )
+                yield Static("", id="error", classes="hidden")
+                with Horizontal(classes="buttons"):
+                    yield Button("Connect", variant="primary", id="connect", compact=True)
+                    yield Button("Back", id="back-to-scan", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#to-scan", Button).focus()
+        self.start_setup()
+
+    @work(exclusive=True, exit_on_error=False, group="setup")
+    async def start_setup(self) -> None:
+        scan = self.query_one("#scan")
+        scan.loading = True
+        try:
+            setup = await self.tfa.api.totp_setup()
+        except Unauthorized as exc:
+            self.tfa.session_ended(describe(exc))
+            return
+        except ApiError as exc:
+            self.notify(describe(exc), severity="error")
+            return
+        finally:
+            scan.loading = False
+        self.setup = setup
+        self.query_one(QrCode).data = setup.otpauth_uri
+        self.query_one("#key", Static).update(setup.grouped_secret)
+        self.query_one("#account", Static).update(
+            f"Account  {setup.account}\nIssuer   {setup.issuer}\n"
+            f"{setup.digits} digits, {setup.period} s, {setup.algorithm}"
+        )
+        if self.tfa.demo is not None:
+            self.tfa.demo.remember_secret(setup.account, setup.secret)
+
+    def _show(self, step: str) -> None:
+        self.query_one(ContentSwitcher).current = step
+        focus = {"install": "#to-scan", "scan": "#to-verify", "verify": "#code"}[step]
+        self.query_one(focus).focus()
+
+    @on(Button.Pressed, "#to-scan")
+    def _to_scan(self) -> None:
+        self._show("scan")
+
+    @on(Button.Pressed, "#to-verify")
+    def _to_verify(self) -> None:
+        self._show("verify")
+
+    @on(Button.Pressed, "#back-to-scan")
+    def _back(self) -> None:
+        self._show("scan")
+
+    @on(Button.Pressed, "#copy-key")
+    def action_copy_key(self) -> None:
+        if self.setup is not None:
+            self.app.copy_to_clipboard(self.setup.secret)
+            self.notify("Key copied (if your terminal allows clipboard access).")
+
+    @on(Input.Changed, "#code")
+    def _auto_connect(self, event: Input.Changed) -> None:
+        if len(event.value.replace(" ", "")) == 6:
+            self.connect()
+
+    @on(Input.Submitted, "#code")
+    @on(Button.Pressed, "#connect")
+    def _connect(self) -> None:
+        self.connect()
+
+    @work(exclusive=True, exit_on_error=False, group="setup")
+    async def connect(self) -> None:
+        field = self.query_one("#code", Input)
+        code = field.value.replace(" ", "")
+        error = self.query_one("#error", Static)
+        if len(code) != 6:
+            error.update("The code has 6 digits.")
+            error.remove_class("hidden")
+            return
+        verify = self.query_one("#verify")
+        verify.loading = True
+        try:
+            codes = await self.tfa.api.totp_confirm(code)
+        except Unauthorized as exc:
+            self.tfa.session_ended(describe(exc))
+            return
+        except ApiError as exc:
+            error.update(
+                describe(exc)
+                if exc.code != "invalid_code"
+                else "That code did not match. Check that the app shows this account and that"
+                " your phone's clock is right, then type the code it shows now."
+            )
+            error.remove_class("hidden")
+            field.value = ""
+            field.focus()
+            return
+        finally:
+            verify.loading = False
+        from tfa_tui.screens.recovery_codes import RecoveryCodesScreen
+
+        self.notify("Two-factor authentication is on.")
+        self.tfa.switch_screen(RecoveryCodesScreen(codes, self.tfa.username, after_setup=True))
+
+    def action_cancel(self) -> None:
+        if self.forced:
+            self.tfa.sign_out()
+        else:
+            self.tfa.go_home()

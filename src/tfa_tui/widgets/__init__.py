@@ -1,0 +1,1 @@
+"""Reusable widgets of the tfa terminal app, each with its own DEFAULT_CSS."""

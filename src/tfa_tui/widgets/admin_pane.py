@@ -1,0 +1,520 @@
+"""Admin: the 2FA policy, the users, everyone's sign-in history and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import (
+    Button,
+    DataTable,
+    Input,
+    Label,
+    Select,
+    Static,
+    Switch,
+    TabbedContent,
+    TabPane,
+)
+
+from tfa_tui.api.errors import ApiError, Unauthorized
+from tfa_tui.api.models import AdminUser, AuditEntry, Policy
+from tfa_tui.screens.confirm import ConfirmScreen
+from tfa_tui.screens.home import PAGE, history_row
+from tfa_tui.words import describe, local_time
+
+if TYPE_CHECKING:
+    from tfa_tui.app import TfaApp
+
+MAX_GRACE_DAYS = 365
+ACTIONS = {
+    "policy_changed": "Policy changed",
+    "user_created": "User added",
+    "totp_reset": "2FA reset",
+    "user_unlocked": "Unlocked",
+}
+
+
+def _days(count: int) -> str:
+    return f"{count} day{'' if count == 1 else 's'}"
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def policy_change_text(
+    old: Policy, force: bool, grace: int, without_2fa: Sequence[str], total: int
+) -> str | None:
+    """What saving does to people, in words for the confirmation; None when nothing changes."""
+    if force == old.force_2fa and grace == old.grace_period_days:
+        return None
+    if old.force_2fa and not force:
+        return "Users will be able to disconnect 2FA again, and nobody will be asked to set it up."
+    if not force:
+        return f"The grace period becomes {_days(grace)}. It only matters while 2FA is forced."
+    if not old.force_2fa:
+        text = "Users without two-factor authentication will have to set it up " + (
+            f"within {_days(grace)}; after that, at their next sign-in."
+            if grace
+            else "at their next sign-in."
+        )
+    else:
+        deadline = old.forced_since + timedelta(days=grace) if old.forced_since else None
+        text = (
+            f"The grace period changes from {_days(old.grace_period_days)} to {_days(grace)}:"
+            " users without two-factor authentication must set it up by"
+            f" {local_time(deadline)}, counted from when 2FA was forced."
+        )
+    if not without_2fa:
+        return text + f"\n\nAll {total} users already have two-factor authentication."
+    return text + (
+        f"\n\n{len(without_2fa)} of {total} users {'has' if len(without_2fa) == 1 else 'have'}"
+        " no two-factor authentication yet:"
+        f" {_names(without_2fa)}."
+    )
+
+
+def audit_detail(action: str, detail: Mapping[str, Any]) -> str:
+    """The audit entry's detail in words; unknown actions show their raw fields."""
+    old, new = detail.get("before") or {}, detail.get("after") or {}
+    if action == "policy_changed":
+        force = ["on" if side.get("force_2fa") else "off" for side in (old, new)]
+        grace = [side.get("grace_period_days") for side in (old, new)]
+        return f"force 2FA {force[0]}→{force[1]}, grace {grace[0]}→{grace[1]} days"
+    if action == "user_created":
+        return "administrator" if detail.get("is_admin") else "user"
+    if action == "totp_reset":
+        had = "had 2FA" if detail.get("had_2fa") else "had no 2FA"
+        return f"{had}, {detail.get('sessions_ended', 0)} session(s) ended"
+    if action == "user_unlocked":
+        return f"{detail.get('failed_attempts', 0)} failed attempts cleared"
+    return ", ".join(f"{key}={value}" for key, value in detail.items()) or "-"
+
+
+def audit_row(entry: AuditEntry) -> tuple[str, ...]:
+    return (
+        local_time(entry.at, with_seconds=True),
+        entry.actor,
+        ACTIONS.get(entry.action, entry.action),
+        entry.target or "-",
+        audit_detail(entry.action, entry.detail),
+        entry.ip or "console",
+    )
+
+
+def user_row(user: AdminUser) -> tuple[str, ...]:
+    locked = local_time(user.locked_until, with_seconds=True) if user.locked_until else "-"
+    if user.locked_until is None and user.failed_attempts:
+        locked = f"- ({user.failed_attempts} failed)"
+    return (
+        user.username,
+        "✔ admin" if user.is_admin else "",
+        "[green]✔ on[/]" if user.totp_enabled else "[red]✘ off[/]",
+        local_time(user.last_login.at) if user.last_login else "never",
+        locked,
+    )
+
+
+class AdminPane(Vertical):
+    """Four sections in inner tabs. Compact (one-row) controls, so that at 80x24 every control
+    is on screen and the tables keep most of the height.
+
+    Refreshing is the home screen's `r`, which calls `reload()`.
+    """
+
+    DEFAULT_CSS = """
+    AdminPane { height: 1fr; }
+    AdminPane > TabbedContent { height: 1fr; }
+    AdminPane TabPane { height: 1fr; padding: 0; }
+    AdminPane .admin-toolbar { height: 1; margin-top: 1; }
+    AdminPane .admin-toolbar > * { margin-right: 2; }
+    AdminPane DataTable { height: 1fr; margin-top: 1; }
+    AdminPane #admin-policy-form { padding: 1 1 0 1; }
+    AdminPane .admin-row { height: 1; margin-bottom: 1; }
+    AdminPane .admin-row Label { width: 22; }
+    /* A rule on the row itself makes Textual restyle its label as the focus moves. */
+    AdminPane .admin-row:focus-within { background-tint: $foreground 4%; }
+    AdminPane .admin-row:focus-within Label { color: $accent; text-style: bold; }
+    /* Switch has no compact style in this Textual: the same look, without the border. */
+    AdminPane #admin-force { border: none; height: 1; padding: 0 1; }
+    AdminPane #admin-force:focus { border: none; background-tint: $foreground 15%; }
+    AdminPane #admin-force-state { width: auto; margin-left: 1; }
+    AdminPane #admin-grace { width: 8; }
+    AdminPane .admin-note { color: $text-muted; margin-bottom: 1; }
+    AdminPane #admin-user-filter { width: 24; }
+    AdminPane #admin-result { width: 18; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # The buttons name these keys; the footer has no room left for them at 80 columns.
+        Binding("plus", "add_user", "Add user", show=False, id="admin-add-user"),
+        Binding("o", "older", "Load older", show=False, id="admin-older"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="admin-pane")
+        self._policy: Policy | None = None
+        self._users: dict[str, AdminUser] = {}
+        self._next: dict[str, int | None] = {"history": None, "audit": None}
+        self._section = "admin-policy"
+
+    @property
+    def tfa(self) -> TfaApp:
+        return cast("TfaApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(initial="admin-policy", id="admin-tabs"):
+            with (
+                TabPane("Policy", id="admin-policy"),
+                VerticalScroll(id="admin-policy-form", can_focus=False),
+            ):
+                with Horizontal(classes="admin-row"):
+                    yield Label("Force 2FA for users")
+                    yield Switch(id="admin-force", tooltip="Space or Enter switches it")
+                    # The state in words too: the switch's colours alone do not read everywhere.
+                    yield Static("off", id="admin-force-state")
+                with Horizontal(classes="admin-row"):
+                    yield Label("Grace period (days)")
+                    yield Input(
+                        placeholder="0-365",
+                        restrict=r"[0-9]*",
+                        max_length=3,
+                        id="admin-grace",
+                        compact=True,
+                    )
+                yield Static(
+                    "How long users without 2FA may still sign in without it once it is forced;"
+                    " 0: they must set it up at their next sign-in.",
+                    classes="admin-note",
+                )
+                yield Static("", id="admin-policy-status", classes="admin-note")
+                yield Button("Save", variant="primary", id="admin-save", compact=True)
+            with TabPane("Users", id="admin-users"):
+                with Horizontal(classes="admin-toolbar"):
+                    yield Button("Add user (+)", variant="primary", id="admin-add", compact=True)
+                    yield Button("Reset 2FA", variant="error", id="admin-reset", compact=True)
+                    yield Button("Unlock", variant="warning", id="admin-unlock", compact=True)
+                yield DataTable(id="admin-users-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Sign-in history", id="admin-history"):
+                with Horizontal(classes="admin-toolbar"):
+                    yield Input(
+                        placeholder="Username, then Enter",
+                        id="admin-user-filter",
+                        max_length=64,
+                        compact=True,
+                    )
+                    yield Select(
+                        [("All results", "all"), ("Successful", "ok"), ("Failed", "failed")],
+                        value="all",
+                        allow_blank=False,
+                        id="admin-result",
+                        compact=True,
+                    )
+                    yield Button(
+                        "Load older (o)", id="admin-history-older", classes="older", compact=True
+                    )
+                yield DataTable(id="admin-history-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Audit log", id="admin-audit"):
+                with Horizontal(classes="admin-toolbar"):
+                    yield Button(
+                        "Load older (o)", id="admin-audit-older", classes="older", compact=True
+                    )
+                yield DataTable(id="admin-audit-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self._table("users").add_columns("Username", "Admin", "2FA", "Last sign-in", "Locked until")
+        self._table("history").add_columns(
+            "User", "Time", "Event", "Result", "Method", "IP", "Client", "Reason"
+        )
+        self._table("audit").add_columns("Time", "Who", "Action", "Target", "Details", "From")
+        self.reload()
+
+    def _table(self, name: str) -> DataTable[str]:
+        return cast("DataTable[str]", self.query_one(f"#admin-{name}-table", DataTable))
+
+    def reload(self) -> None:
+        """Fetch all four sections again, from the newest entries (the home screen's `r`)."""
+        self.load_policy()
+        self.load_users()
+        self.load_history(reset=True)
+        self.load_audit(reset=True)
+
+    def failed(self, error: BaseException) -> None:
+        """One place for worker failures: an ended session goes back to sign in."""
+        if isinstance(error, Unauthorized):
+            self.tfa.session_ended()
+        else:
+            self.notify(describe(error), severity="error")
+
+    def on_show(self, event: events.Show) -> None:
+        """Opening the Admin tab hides whatever had the focus: give it to the section's tabs,
+        so the keys of this pane (+, o) work at once and Tab moves on from there."""
+        if self.screen.focused is None:
+            self.query_one("#admin-tabs ContentTabs").focus()
+
+    # Keys
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        active = self._section
+        if action == "add_user":
+            return active == "admin-users"
+        if action == "older":
+            return active in ("admin-history", "admin-audit")
+        return True
+
+    @on(TabbedContent.TabActivated, "#admin-tabs")
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self._section = event.pane.id or ""
+        self.refresh_bindings()
+
+    @on(Button.Pressed, ".older")
+    def action_older(self) -> None:
+        if self._section == "admin-audit":
+            self.load_audit(reset=False)
+        else:
+            self.load_history(reset=False)
+
+    # Policy
+
+    @work(exclusive=True, exit_on_error=False, group="policy")
+    async def load_policy(self) -> None:
+        form = self.query_one("#admin-policy-form")
+        form.loading = True
+        try:
+            self.show_policy(await self.tfa.api.policy())
+        except ApiError as exc:
+            self.failed(exc)
+        finally:
+            form.loading = False
+
+    @on(Switch.Changed, "#admin-force")
+    def _show_force_state(self) -> None:
+        force = self.query_one("#admin-force", Switch).value
+        unsaved = self._policy is not None and force != self._policy.force_2fa
+        self.query_one("#admin-force-state", Static).update(
+            ("on" if force else "off") + (" - not saved yet" if unsaved else "")
+        )
+
+    def show_policy(self, policy: Policy) -> None:
+        self._policy = policy
+        self.query_one("#admin-force", Switch).value = policy.force_2fa
+        self._show_force_state()
+        self.query_one("#admin-grace", Input).value = str(policy.grace_period_days)
+        if policy.force_2fa and policy.forced_since is not None:
+            deadline = policy.forced_since + timedelta(days=policy.grace_period_days)
+            state = (
+                f"2FA is forced since {local_time(policy.forced_since)};"
+                f" users without it must set it up by {local_time(deadline)}."
+            )
+        else:
+            state = "2FA is not forced: users choose."
+        changed = local_time(policy.updated_at) if policy.updated_at else "never"
+        self.query_one("#admin-policy-status", Static).update(f"{state}\nLast changed: {changed}")
+
+    @on(Input.Submitted, "#admin-grace")
+    @on(Button.Pressed, "#admin-save")
+    @work(exclusive=True, exit_on_error=False, group="save-policy")
+    async def save_policy(self) -> None:
+        old = self._policy
+        if old is None:
+            self.notify("The policy is not loaded yet: press r to try again.", severity="warning")
+            return
+        force = self.query_one("#admin-force", Switch).value
+        text = self.query_one("#admin-grace", Input).value
+        grace = int(text) if text.isdigit() else -1
+        if not 0 <= grace <= MAX_GRACE_DAYS:
+            self.notify(f"The grace period is 0 to {MAX_GRACE_DAYS} days.", severity="warning")
+            return
+        try:
+            users = await self.tfa.api.users() if force else []
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        missing = [user.username for user in users if not user.totp_enabled]
+        change = policy_change_text(old, force, grace, missing, len(users))
+        if change is None:
+            self.notify("Nothing changed.")
+            return
+        title = (
+            "Force two-factor authentication?"
+            if force and not old.force_2fa
+            else "Stop forcing two-factor authentication?"
+            if old.force_2fa and not force
+            else "Change the grace period?"
+        )
+        if not await self.app.push_screen_wait(
+            ConfirmScreen(title, change, confirm="Save policy", danger=True)
+        ):
+            return
+        try:
+            self.show_policy(await self.tfa.api.set_policy(force, grace))
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        self.notify("The policy is saved.")
+        self.load_audit(reset=True)
+
+    # Users
+
+    @work(exclusive=True, exit_on_error=False, group="users")
+    async def load_users(self) -> None:
+        table = self._table("users")
+        table.loading = True
+        try:
+            users = await self.tfa.api.users()
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        finally:
+            table.loading = False
+        chosen = self._selected_user(quiet=True)
+        self._users = {user.username: user for user in users}
+        table.clear()
+        for user in users:
+            table.add_row(*user_row(user), key=user.username)
+        if chosen is not None and chosen.username in self._users:  # keep the cursor on them
+            table.move_cursor(row=table.get_row_index(chosen.username))
+
+    def _selected_user(self, *, quiet: bool = False) -> AdminUser | None:
+        table = self._table("users")
+        if table.row_count == 0:
+            if not quiet:
+                self.notify("There is no user to choose.", severity="warning")
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self._users.get(key or "")
+
+    @on(Button.Pressed, "#admin-add")
+    @work(exclusive=True, exit_on_error=False, group="user-action")
+    async def action_add_user(self) -> None:
+        from tfa_tui.screens.add_user import AddUserScreen
+
+        user = await self.app.push_screen_wait(AddUserScreen())
+        if user is not None:
+            self.notify(
+                f"{user.username} is added" + (" as an administrator." if user.is_admin else ".")
+            )
+            self.load_users()
+            self.load_audit(reset=True)
+
+    @on(Button.Pressed, "#admin-reset")
+    @work(exclusive=True, exit_on_error=False, group="user-action")
+    async def reset_2fa(self) -> None:
+        user = self._selected_user()
+        if user is None:
+            return
+        if not user.totp_enabled:
+            self.notify(f"{user.username} has no two-factor authentication to reset.")
+            return
+        myself = user.username == self.tfa.username
+        text = (
+            "This removes your own two-factor authentication and signs you out everywhere,"
+            " here too."
+            if myself
+            else f"This removes {user.username}'s two-factor authentication and signs them"
+            " out everywhere. Their recovery codes stop working too."
+        )
+        if not await self.app.push_screen_wait(
+            ConfirmScreen(f"Reset 2FA of {user.username}?", text, confirm="Reset 2FA", danger=True)
+        ):
+            return
+        try:
+            await self.tfa.api.reset_2fa(user.username)
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        if self.tfa.demo is not None:
+            self.tfa.demo.remember_secret(user.username, None)
+        if myself:
+            self.tfa.session_ended("You reset your own two-factor authentication. Sign in again.")
+            return
+        self.notify(f"{user.username}'s two-factor authentication is removed; they are signed out.")
+        self.load_users()
+        self.load_audit(reset=True)
+
+    @on(Button.Pressed, "#admin-unlock")
+    @work(exclusive=True, exit_on_error=False, group="user-action")
+    async def unlock(self) -> None:
+        user = self._selected_user()
+        if user is None:
+            return
+        if user.locked_until is None:
+            self.notify(f"{user.username} is not locked.")
+            return
+        try:
+            fresh = await self.tfa.api.unlock(user.username)
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        self.notify(f"{fresh.username} is unlocked and can sign in again.")
+        self.load_users()
+        self.load_audit(reset=True)
+
+    # Sign-in history and audit log
+
+    @on(Input.Submitted, "#admin-user-filter")
+    @on(Select.Changed, "#admin-result")
+    def _filter_changed(self) -> None:
+        self.load_history(reset=True)
+
+    def _fill(self, name: str, rows: dict[str, tuple[str, ...]], next_before: int | None) -> None:
+        table = self._table(name)
+        for key, row in rows.items():
+            table.add_row(*row, key=key)
+        self._next[name] = next_before
+        older = self.query_one(f"#admin-{name}-older", Button)
+        older.disabled = next_before is None
+        older.label = "Load older (o)" if next_before is not None else "No older entries"
+
+    @work(exclusive=True, exit_on_error=False, group="history")
+    async def load_history(self, *, reset: bool) -> None:
+        if not reset and self._next["history"] is None:
+            return
+        table = self._table("history")
+        username = self.query_one("#admin-user-filter", Input).value.strip() or None
+        choice = self.query_one("#admin-result", Select).value
+        result = {"ok": True, "failed": False}.get(str(choice))
+        table.loading = True
+        try:
+            page = await self.tfa.api.admin_history(
+                username=username,
+                success=result,
+                limit=PAGE,
+                before=None if reset else self._next["history"],
+            )
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        finally:
+            table.loading = False
+        if reset:
+            table.clear()
+        rows = {str(entry.id): (entry.username or "-", *history_row(entry)) for entry in page.items}
+        self._fill("history", rows, page.next_before)
+
+    @work(exclusive=True, exit_on_error=False, group="audit")
+    async def load_audit(self, *, reset: bool) -> None:
+        if not reset and self._next["audit"] is None:
+            return
+        table = self._table("audit")
+        table.loading = True
+        try:
+            page = await self.tfa.api.audit(
+                limit=PAGE, before=None if reset else self._next["audit"]
+            )
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        finally:
+            table.loading = False
+        if reset:
+            table.clear()
+        self._fill(
+            "audit", {str(entry.id): audit_row(entry) for entry in page.items}, page.next_before
+        )

@@ -1,0 +1,114 @@
+"""Client fixtures: the app against the real in-process server, and a keyring in memory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+from textual.pilot import Pilot
+from textual.widgets import Checkbox, Static
+
+from tfa_tui.api.client import TfaClient
+from tfa_tui.app import TfaApp
+from tfa_tui.session_store import SessionStore
+
+from ..conftest import RunningServer
+
+
+class MemoryKeyring(KeyringBackend):
+    """Stands in for the OS keyring: tests never touch the developer's real one."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        from keyring.errors import PasswordDeleteError
+
+        if self.entries.pop((service, username), None) is None:
+            raise PasswordDeleteError(username)
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@asynccontextmanager
+async def running_app(
+    server: RunningServer, size: tuple[int, int] = (80, 24), **kwargs: Any
+) -> AsyncIterator[tuple[TfaApp, Pilot[None]]]:
+    app = TfaApp(TfaClient(server.base_url), store=SessionStore(), **kwargs)
+    record_notices(app)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        yield app, pilot
+
+
+async def settle(app: TfaApp, pilot: Pilot[None]) -> None:
+    """Wait for the app's workers (network calls) and the screen updates they cause."""
+    for _ in range(5):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(worker.is_running for worker in app.workers):
+            return
+
+
+def record_notices(app: TfaApp) -> list[str]:
+    """Keep every notification's text in `app.notices`, for tests to read."""
+    notices: list[str] = []
+    original = app.notify
+
+    def notify(message: str, **kwargs: Any) -> None:
+        notices.append(message)
+        original(message, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
+    app.notices = notices  # type: ignore[attr-defined]
+    return notices
+
+
+def notices(app: TfaApp) -> list[str]:
+    return app.notices  # type: ignore[attr-defined,no-any-return]
+
+
+def shown(app: TfaApp, selector: str) -> str:
+    """The plain text a Static or Label on the current screen shows."""
+    widget = app.screen.query_one(selector, Static)
+    return widget.visual.plain if hasattr(widget.visual, "plain") else str(widget.visual)
+
+
+async def type_into(pilot: Pilot[None], app: TfaApp, selector: str, text: str) -> None:
+    """Focus a field and type into it key by key, as a person would."""
+    app.screen.query_one(selector).focus()
+    await pilot.pause()
+    await pilot.press(*text)
+
+
+async def sign_in(
+    app: TfaApp, pilot: Pilot[None], username: str, password: str, *, remember: bool = False
+) -> None:
+    """Type the credentials on the Sign in screen: username, Tab, password, Enter."""
+    await pilot.press(*username)
+    await pilot.press("tab")
+    await pilot.press(*password)
+    if remember:
+        app.screen.query_one("#remember", Checkbox).value = True
+    await pilot.press("enter")
+    await settle(app, pilot)

@@ -1,0 +1,492 @@
+"""Every flow of the app, by keyboard, against the real server on a free loopback port."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyotp
+import pytest
+from keyring.backends import fail
+from textual.pilot import Pilot
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Input
+
+from tfa_server.admin import Actor, Admin
+from tfa_tui.api.client import TfaClient
+from tfa_tui.app import TfaApp
+from tfa_tui.screens.confirm import ConfirmScreen
+from tfa_tui.screens.home import HomeScreen
+from tfa_tui.screens.reauth import ReauthScreen
+from tfa_tui.screens.recovery_codes import RecoveryCodesScreen
+from tfa_tui.screens.second_factor import SecondFactorScreen
+from tfa_tui.screens.setup import SetupScreen
+from tfa_tui.screens.sign_in import SignInScreen
+from tfa_tui.session_store import SessionStore
+from tfa_tui.widgets.qr import QrCode
+
+from ..conftest import PASSWORD, RunningServer, bearer, enable_totp, login, totp_code
+from .conftest import (
+    MemoryKeyring,
+    notices,
+    record_notices,
+    running_app,
+    settle,
+    shown,
+    sign_in,
+    type_into,
+)
+
+S = TypeVar("S", bound=Screen[Any])
+
+
+def focused_id(app: TfaApp) -> str | None:
+    return app.focused.id if app.focused is not None else None
+
+
+async def wait_for_screen(app: TfaApp, pilot: Pilot[None], kind: type[S]) -> S:
+    """Poll until a dialog or screen is on top; settle() would wait on its worker forever."""
+    for _ in range(200):
+        if isinstance(app.screen, kind):
+            return app.screen
+        await pilot.pause(0.02)
+    raise AssertionError(f"{kind.__name__} never opened; {type(app.screen).__name__} is on top")
+
+
+async def user_with_totp(server: RunningServer, name: str) -> tuple[str, list[str]]:
+    await server.add_user(name)
+    async with server.client() as http:
+        token = (await login(http, name))["token"]
+        return await enable_totp(http, token, server.clock)
+
+
+async def force_2fa(server: RunningServer, grace_days: int = 0) -> None:
+    await Admin(server.core).set_policy(Actor("test", None), True, grace_days)
+
+
+# Sign in
+
+
+async def test_sign_in_without_2fa_opens_security_with_connect_focused(
+    server: RunningServer,
+) -> None:
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        assert isinstance(app.screen, SignInScreen)
+        assert focused_id(app) == "username"
+        await sign_in(app, pilot, "bob", PASSWORD)
+        assert isinstance(app.screen, HomeScreen)
+        assert "not connected" in shown(app, "#status")
+        assert focused_id(app) == "connect"
+
+
+async def test_wrong_password_is_explained_and_clears_the_password(server: RunningServer) -> None:
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", "not the password")
+        assert isinstance(app.screen, SignInScreen)
+        assert "username or password" in shown(app, "#error").lower()
+        assert app.screen.query_one("#password", Input).value == ""
+        assert app.screen.query_one("#username", Input).value == "bob"
+
+
+async def test_empty_fields_are_asked_for_without_a_request(server: RunningServer) -> None:
+    async with running_app(server) as (app, pilot):
+        await pilot.press("enter", "enter")
+        assert "Enter your username and password" in shown(app, "#error")
+
+
+async def test_throttling_shows_a_live_countdown(server: RunningServer) -> None:
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        for _ in range(8):
+            await sign_in(app, pilot, "bob", "wrong")
+            if "Try again in" in shown(app, "#error"):
+                break
+            app.screen.query_one("#username", Input).value = ""
+            app.screen.query_one("#username", Input).focus()
+        first = shown(app, "#error")
+        assert "Too many failed attempts" in first
+        assert app.screen.query_one("#sign-in", Button).disabled
+        seconds = int(first.split("Try again in ")[1].split()[0])
+        assert 1 < seconds <= 30
+        await pilot.pause(1.3)
+        later = int(shown(app, "#error").split("Try again in ")[1].split()[0])
+        assert later < seconds
+
+
+async def test_unreachable_server_is_explained_with_retry(server: RunningServer) -> None:
+    url = server.base_url
+    await server.app.stop()
+    app = TfaApp(TfaClient(url), store=SessionStore())
+    record_notices(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await sign_in(app, pilot, "bob", PASSWORD)
+        assert "Cannot reach the server" in shown(app, "#error")
+        retry = app.screen.query_one("#retry", Button)
+        assert retry.display
+        assert not retry.has_class("hidden")
+        await pilot.click("#retry")
+        await settle(app, pilot)
+        assert "Cannot reach the server" in shown(app, "#error")
+
+
+# Setting up 2FA and the recovery codes
+
+
+async def test_set_up_2fa_then_keep_the_recovery_codes(
+    server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD)
+        await pilot.press("enter")  # Connect authenticator app
+        await settle(app, pilot)
+        assert isinstance(app.screen, SetupScreen)
+        await pilot.press("enter")  # step 1: the app is installed
+        key = shown(app, "#key").replace(" ", "").replace("\n", "")
+        assert len(key) == 32
+        uri = app.screen.query_one(QrCode).data
+        assert uri == pyotp.TOTP(key).provisioning_uri(name="bob", issuer_name="tfa")
+        await pilot.press("ctrl+k")
+        assert app.clipboard == key
+        await pilot.press("enter")  # step 2: scanned
+        assert focused_id(app) == "code"
+        wrong = f"{(int(totp_code(key, server.clock)) + 1) % 1_000_000:06d}"
+        await pilot.press(*wrong)
+        await settle(app, pilot)
+        assert "did not match" in shown(app, "#error")
+        assert focused_id(app) == "code"
+        await pilot.press(*totp_code(key, server.clock))  # submits by itself at 6 digits
+        await settle(app, pilot)
+
+        screen = app.screen
+        assert isinstance(screen, RecoveryCodesScreen)
+        assert len(screen.codes) == 10
+        assert all(code in shown(app, "#codes") for code in screen.codes)
+        done = screen.query_one("#done", Button)
+        assert done.disabled
+        await pilot.press("ctrl+y")
+        assert all(code in app.clipboard for code in screen.codes)
+
+        await pilot.press("ctrl+s")  # shows the file name
+        await pilot.press("enter")  # saves there
+        await settle(app, pilot)
+        saved = tmp_path / "tfa-recovery-codes-bob.txt"
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+        assert all(code in saved.read_text() for code in screen.codes)
+
+        saved.write_text("something else\n")
+        await pilot.press("ctrl+s", "enter")  # the file exists now: asks first
+        dialog = await wait_for_screen(app, pilot, ConfirmScreen)
+        await pilot.press("enter")  # Cancel has the focus
+        await settle(app, pilot)
+        assert dialog is not app.screen
+        assert saved.read_text() == "something else\n"
+
+        await pilot.press("escape")  # leaving early asks
+        await wait_for_screen(app, pilot, ConfirmScreen)
+        await pilot.press("enter")  # Stay
+        await settle(app, pilot)
+        assert app.screen is screen
+
+        screen.query_one("#stored").focus()
+        await pilot.press("space")
+        assert not done.disabled
+        assert app.focused is done
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, HomeScreen)
+        assert "connected since" in shown(app, "#status")
+        assert "Recovery codes left: 10" in shown(app, "#codes-left")
+
+
+async def test_the_qr_code_and_key_fit_at_80x24(server: RunningServer) -> None:
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD)
+        await pilot.press("enter", "enter")
+        await settle(app, pilot)
+        screen_region = app.screen.region
+        for selector in ("#qr", "#key", "#account", "#to-verify"):
+            region = app.screen.query_one(selector).region
+            assert screen_region.contains_region(region), selector
+            assert region.bottom < screen_region.bottom  # above the footer
+        assert shown(app, "#key")
+
+
+async def test_forced_enrollment_goes_straight_to_setup(server: RunningServer) -> None:
+    await server.add_user("bob")
+    await force_2fa(server)
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD)
+        assert isinstance(app.screen, SetupScreen)
+        assert "Your administrator requires two-factor authentication" in shown(app, "#forced")
+        await pilot.press("escape")  # leaving setup signs out: the session is only for setup
+        await settle(app, pilot)
+        assert isinstance(app.screen, SignInScreen)
+
+
+# Second factor
+
+
+async def test_sign_in_with_a_code_submits_at_six_digits(server: RunningServer) -> None:
+    secret, _ = await user_with_totp(server, "alice")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "alice", PASSWORD)
+        assert isinstance(app.screen, SecondFactorScreen)
+        assert focused_id(app) == "code"
+        await pilot.press(*"12a")
+        assert app.screen.query_one("#code", Input).value == "12"  # digits only
+        app.screen.query_one("#code", Input).value = ""
+        await pilot.press(*totp_code(secret, server.clock))
+        await settle(app, pilot)
+        assert isinstance(app.screen, HomeScreen)
+        assert "connected since" in shown(app, "#status")
+
+
+async def test_a_reused_code_is_refused_in_words(server: RunningServer) -> None:
+    secret, _ = await user_with_totp(server, "alice")
+    code = totp_code(secret, server.clock)
+    async with server.client() as http:
+        challenge = (await login(http, "alice"))["token"]
+        used = await http.post("/api/v1/login/totp", headers=bearer(challenge), json={"code": code})
+        assert used.status_code == 200
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "alice", PASSWORD)
+        await pilot.press(*code)
+        await settle(app, pilot)
+        assert isinstance(app.screen, SecondFactorScreen)
+        assert "already been used" in shown(app, "#error")
+        assert app.screen.query_one("#code", Input).value == ""
+
+
+async def test_sign_in_with_a_recovery_code_once(server: RunningServer) -> None:
+    _, codes = await user_with_totp(server, "alice")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "alice", PASSWORD)
+        await pilot.press("ctrl+r")
+        assert focused_id(app) == "recovery"
+        await pilot.press(*codes[0].lower().replace("-", ""), "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, HomeScreen)
+        assert any("Recovery code used. 9 left" in notice for notice in notices(app))
+        assert "Recovery codes left: 9" in shown(app, "#codes-left")
+
+        await pilot.press("ctrl+o")  # sign out
+        await settle(app, pilot)
+        await sign_in(app, pilot, "alice", PASSWORD)
+        await pilot.press("ctrl+r", *codes[0], "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SecondFactorScreen)
+        assert shown(app, "#error")
+
+
+async def test_a_used_up_challenge_returns_to_sign_in(server: RunningServer) -> None:
+    secret, _ = await user_with_totp(server, "alice")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "alice", PASSWORD)
+        right = totp_code(secret, server.clock)
+        for attempt in range(6):
+            if not isinstance(app.screen, SecondFactorScreen):
+                break
+            await pilot.press(*f"{(int(right) + 1 + attempt) % 1_000_000:06d}")
+            await settle(app, pilot)
+        assert isinstance(app.screen, SignInScreen)
+        assert "password again" in shown(app, "#notice")
+
+
+# Home
+
+
+async def test_disconnect_under_forced_policy_ends_in_sign_in(server: RunningServer) -> None:
+    secret, _ = await user_with_totp(server, "alice")
+    await force_2fa(server)
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "alice", PASSWORD)
+        await pilot.press(*totp_code(secret, server.clock))
+        await settle(app, pilot)
+        server.clock.advance(30)
+        token = app.api.token
+        await pilot.click("#disconnect")
+        warning = await wait_for_screen(app, pilot, ConfirmScreen)
+        assert "mandatory" in shown(app, "#dialog-title")
+        assert "signed out" in shown(app, "#dialog-text")
+        await pilot.click("#confirm")
+        await wait_for_screen(app, pilot, ReauthScreen)
+        assert warning is not app.screen
+        await type_into(pilot, app, "#password", PASSWORD)
+        await pilot.press("enter", *totp_code(secret, server.clock), "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SignInScreen)
+        assert "signed out" in shown(app, "#notice")
+    async with server.client() as http:
+        assert (await http.get("/api/v1/me", headers=bearer(token or ""))).status_code == 401
+        assert (await login(http, "alice"))["status"] == "enrollment_required"
+
+
+async def test_regenerate_recovery_codes_voids_the_old_ones(server: RunningServer) -> None:
+    secret, old = await user_with_totp(server, "alice")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "alice", PASSWORD)
+        await pilot.press(*totp_code(secret, server.clock))
+        await settle(app, pilot)
+        assert focused_id(app) == "regenerate"
+        await pilot.press("enter")
+        await wait_for_screen(app, pilot, ReauthScreen)
+        await pilot.press(*PASSWORD, "enter", *old[0], "enter")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, RecoveryCodesScreen)
+        assert set(screen.codes).isdisjoint(old)
+    async with server.client() as http:
+        challenge = (await login(http, "alice"))["token"]
+        refused = await http.post(
+            "/api/v1/login/recovery", headers=bearer(challenge), json={"code": old[1]}
+        )
+        assert refused.status_code == 401
+
+
+async def test_failed_attempts_banner_after_sign_in(server: RunningServer) -> None:
+    await server.add_user("bob")
+    async with server.client() as http:
+        await login(http, "bob")
+        server.clock.advance(60)
+        for _ in range(3):
+            await http.post("/api/v1/login", json={"username": "bob", "password": "nope"})
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD)
+        banner = shown(app, "#failed-banner")
+        assert "3 failed sign-in attempts since your last sign-in" in banner
+        assert "127.0.0.1" in banner
+
+
+async def test_history_pages_and_filters(server: RunningServer) -> None:
+    await server.add_user("bob")
+    async with server.client() as http:
+        for _ in range(2):
+            await http.post("/api/v1/login", json={"username": "bob", "password": "nope"})
+        for _ in range(60):
+            await login(http, "bob")
+    async with running_app(server, size=(120, 40)) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD)
+        await pilot.press("h")
+        await settle(app, pilot)
+        table = app.screen.query_one("#history-table", DataTable)
+        assert table.row_count == 50
+        newest = table.get_row_at(0)
+        assert "✔ successful" in str(newest[2])
+        await pilot.click("#older")
+        await settle(app, pilot)
+        assert table.row_count == 63  # 2 failed, 60 + 1 successful
+        assert app.screen.query_one("#older", Button).disabled
+        app.screen.query_one("#history-filter").value = "failed"  # type: ignore[attr-defined]
+        await settle(app, pilot)
+        assert table.row_count == 2
+        assert all("✘ failed" in str(table.get_row_at(row)[2]) for row in range(2))
+
+
+async def test_revoke_another_session(server: RunningServer) -> None:
+    await server.add_user("bob")
+    async with server.client() as http:
+        other = (await login(http, "bob"))["token"]
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD)
+        await pilot.press("n")
+        await settle(app, pilot)
+        table = app.screen.query_one("#sessions-table", DataTable)
+        assert table.row_count == 2
+        marks = [str(table.get_row_at(row)[0]) for row in range(2)]
+        assert sum("this session" in mark for mark in marks) == 1
+        table.move_cursor(row=marks.index(""))
+        await pilot.click("#revoke")
+        await wait_for_screen(app, pilot, ConfirmScreen)
+        await pilot.click("#confirm")
+        await settle(app, pilot)
+        assert table.row_count == 1
+        assert isinstance(app.screen, HomeScreen)
+    async with server.client() as http:
+        assert (await http.get("/api/v1/me", headers=bearer(other))).status_code == 401
+
+
+async def test_an_expired_session_returns_to_sign_in_with_a_notice(server: RunningServer) -> None:
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD)
+        server.clock.advance(61 * 60)  # past the idle timeout
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SignInScreen)
+        assert "Sign in again" in shown(app, "#notice")
+
+
+async def test_sign_out_ends_the_session(server: RunningServer) -> None:
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD)
+        token = app.api.token
+        await pilot.press("ctrl+o")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SignInScreen)
+        assert "signed out" in shown(app, "#notice")
+    async with server.client() as http:
+        assert (await http.get("/api/v1/me", headers=bearer(token or ""))).status_code == 401
+
+
+# Remembering the session
+
+
+async def test_remember_me_resumes_and_sign_out_forgets(
+    server: RunningServer, memory_keyring: MemoryKeyring
+) -> None:
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD, remember=True)
+        assert isinstance(app.screen, HomeScreen)
+        token = app.api.token
+    assert token in memory_keyring.entries.values()
+    async with running_app(server) as (app, pilot):
+        assert isinstance(app.screen, HomeScreen)  # resumed, no password asked
+        assert app.api.token == token
+        await pilot.press("ctrl+o")
+        await settle(app, pilot)
+    assert token not in memory_keyring.entries.values()
+    async with running_app(server) as (app, pilot):
+        assert isinstance(app.screen, SignInScreen)
+
+
+async def test_a_remembered_session_the_server_rejects_shows_sign_in(
+    server: RunningServer, memory_keyring: MemoryKeyring
+) -> None:
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD, remember=True)
+    server.clock.advance(13 * 3600)  # past the absolute lifetime
+    async with running_app(server) as (app, pilot):
+        assert isinstance(app.screen, SignInScreen)
+    assert memory_keyring.entries == {}
+
+
+async def test_without_a_keyring_it_says_so_once_and_carries_on(
+    server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyring
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    keyring.set_keyring(fail.Keyring())
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD, remember=True)
+        assert isinstance(app.screen, HomeScreen)
+        said = [notice for notice in notices(app) if "cannot remember" in notice]
+        assert len(said) == 1
+        await pilot.press("ctrl+o")
+        await settle(app, pilot)
+        await sign_in(app, pilot, "bob", PASSWORD, remember=True)
+        said = [notice for notice in notices(app) if "cannot remember" in notice]
+        assert len(said) == 1
+    assert not any(home.rglob("*"))  # and no token in a plain file
