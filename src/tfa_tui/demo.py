@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import pyotp
 
 from tfa_server.admin import Actor, Admin
 from tfa_server.app import Application, initialise, open_core
-from tfa_server.config import Settings, default_key_path
+from tfa_server.clock import Clock, SystemClock
+from tfa_server.config import PasswordHashing, Settings, default_key_path
 
 
 @dataclass
@@ -38,6 +40,7 @@ class DemoAccounts:
             DemoAccount("bob", "bob-demo1", "no 2FA"),
         ]
     )
+    now: Callable[[], float] = time.time  # the phone's clock; the server's in tests
 
     def find(self, username: str) -> DemoAccount | None:
         return next((acc for acc in self.accounts if acc.username == username.lower()), None)
@@ -49,8 +52,23 @@ class DemoAccounts:
 
 
 class DemoServer:
-    def __init__(self) -> None:
-        self.accounts = DemoAccounts()
+    """The bundled server with the demo accounts, on its own thread.
+
+    `clock`, `port` and `passwords` are for screenshots and snapshot tests, which need the
+    same screen every run.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        port: int = 0,
+        passwords: PasswordHashing | None = None,
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.accounts = DemoAccounts(now=self.clock.now)
+        self._port = port
+        self._passwords = passwords or PasswordHashing()
         self._folder = Path(tempfile.mkdtemp(prefix="tfa-demo-"))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -65,11 +83,13 @@ class DemoServer:
 
     async def _start(self) -> str:
         db = self._folder / "demo.db"
-        settings = Settings(db_path=db, key_path=default_key_path(db), issuer="tfa")
+        settings = Settings(
+            db_path=db, key_path=default_key_path(db), issuer="tfa", passwords=self._passwords
+        )
         initialise(settings)
-        core = open_core(settings)
+        core = open_core(settings, self.clock)
         self._app = Application(core)
-        await self._app.start("127.0.0.1", 0)
+        await self._app.start("127.0.0.1", self._port)
         url = f"http://127.0.0.1:{self._app.port}"
         admin = Admin(core)
         actor = Actor("cli:demo", None)
@@ -92,7 +112,7 @@ class DemoServer:
             secret = (await http.post("/me/totp/setup", headers=auth)).json()["secret"]
             # A code from the previous step (inside the window), so the code the demo panel
             # shows right now is still unused.
-            previous = pyotp.TOTP(secret).at(time.time() - 30)
+            previous = pyotp.TOTP(secret).at(self.clock.now() - 30)
             await http.post("/me/totp/confirm", headers=auth, json={"code": previous})
             await http.post("/logout", headers=auth)
             for wrong in ("alice123", "Alice-demo"):

@@ -10,6 +10,7 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 from textual.pilot import Pilot
+from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Static
 
 from tfa_tui.api.client import TfaClient
@@ -62,8 +63,15 @@ async def running_app(
 
 
 async def settle(app: TfaApp, pilot: Pilot[None]) -> None:
-    """Wait for the app's workers (network calls) and the screen updates they cause."""
+    """Wait for the app's workers (network calls) and the screen updates they cause.
+
+    While a dialog is open its caller's worker waits for the answer, so then only the
+    screen is let to catch up (waiting for that worker would wait forever).
+    """
     for _ in range(5):
+        if isinstance(app.screen, ModalScreen):
+            await pilot.pause(0.05)
+            return
         await app.workers.wait_for_complete()
         await pilot.pause()
         if not any(worker.is_running for worker in app.workers):

@@ -146,6 +146,7 @@ class TfaClient:
         token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
+        agent: str | None = None,
     ) -> None:
         self._base_url = normalise_server_url(base_url)
         self._url_problem = _url_problem(self._base_url)
@@ -156,7 +157,7 @@ class TfaClient:
             transport=transport,
             timeout=timeout,
             follow_redirects=False,
-            headers={"User-Agent": user_agent(), "Accept": "application/json"},
+            headers={"User-Agent": agent or user_agent(), "Accept": "application/json"},
         )
 
     @property

@@ -32,9 +32,12 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Static(self._title, id="dialog-title")
             yield Static(self._text, id="dialog-text")
             with Horizontal(id="dialog-buttons"):
-                yield Button(self._cancel, id="cancel")
+                yield Button(self._cancel, id="cancel", compact=True)
                 yield Button(
-                    self._confirm, id="confirm", variant="error" if self._danger else "primary"
+                    self._confirm,
+                    id="confirm",
+                    variant="error" if self._danger else "primary",
+                    compact=True,
                 )
 
     def on_mount(self) -> None:

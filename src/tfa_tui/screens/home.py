@@ -85,9 +85,11 @@ class HomeScreen(TfaScreen):
                 yield Static("", id="status")
                 yield Static("", id="codes-left")
                 with Horizontal(classes="buttons"):
-                    yield Button("Connect authenticator app", variant="primary", id="connect")
-                    yield Button("New recovery codes", id="regenerate")
-                    yield Button("Disconnect", variant="error", id="disconnect")
+                    yield Button(
+                        "Connect authenticator app", variant="primary", id="connect", compact=True
+                    )
+                    yield Button("New recovery codes", id="regenerate", compact=True)
+                    yield Button("Disconnect", variant="error", id="disconnect", compact=True)
             with TabPane("History", id="history"), Vertical():
                 with Horizontal(classes="toolbar"):
                     yield Select(
@@ -95,13 +97,16 @@ class HomeScreen(TfaScreen):
                         value="all",
                         allow_blank=False,
                         id="history-filter",
+                        compact=True,
                     )
-                    yield Button("Load older", id="older", disabled=True)
+                    yield Button("Load older", id="older", disabled=True, compact=True)
                 yield DataTable(id="history-table", zebra_stripes=True, cursor_type="row")
             with TabPane("Sessions", id="sessions"), Vertical():
                 yield DataTable(id="sessions-table", cursor_type="row")
                 with Horizontal(classes="buttons"):
-                    yield Button("Revoke selected session", id="revoke", variant="warning")
+                    yield Button(
+                        "Revoke selected session", id="revoke", variant="warning", compact=True
+                    )
             if self.me.is_admin:
                 from tfa_tui.widgets.admin_pane import AdminPane
 
@@ -133,12 +138,21 @@ class HomeScreen(TfaScreen):
         return True
 
     def action_tab(self, tab: str) -> None:
+        """Open a section by key; its main control takes the focus, so keys work at once."""
         self.query_one(TabbedContent).active = tab
+        if tab == "security":
+            self._focus_security()
+        elif tab in ("history", "sessions"):
+            self.query_one(f"#{tab}-table").focus()
 
     def action_refresh(self) -> None:
         self.refresh_me()
         self.load_history(reset=True)
         self.load_sessions()
+        if self.me.is_admin:
+            from tfa_tui.widgets.admin_pane import AdminPane
+
+            self.query_one(AdminPane).reload()
 
     def action_sign_out(self) -> None:
         self.tfa.sign_out()

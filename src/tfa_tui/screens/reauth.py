@@ -35,13 +35,15 @@ class ReauthScreen(ModalScreen[Reauthentication | None]):
             yield Static(self._title, id="dialog-title")
             yield Static(self._text)
             yield Label("Password")
-            yield Input(password=True, id="password", max_length=1024)
+            yield Input(password=True, id="password", max_length=1024, compact=True)
             yield Label("Code from your app, or a recovery code")
-            yield Input(placeholder="123456 or XXXX-XXXX-XXXX", id="code", max_length=20)
+            yield Input(
+                placeholder="6 digits or XXXX-XXXX-XXXX", id="code", max_length=20, compact=True
+            )
             yield Static("", id="dialog-error")
             with Horizontal(id="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button(self._confirm, id="confirm", variant="error")
+                yield Button("Cancel", id="cancel", compact=True)
+                yield Button(self._confirm, id="confirm", variant="error", compact=True)
 
     @on(Input.Submitted, "#password")
     def _next(self) -> None:

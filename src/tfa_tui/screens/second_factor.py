@@ -6,11 +6,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Static
 
 from tfa_tui.api.errors import ChallengeExpired, TooManyAttempts, Unauthorized
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.words import describe
+
+TOTP_PROMPT = "Enter the 6-digit code from your authenticator app."
+RECOVERY_PROMPT = "Enter one of your recovery codes. Each works only once."
 
 
 class SecondFactorScreen(TfaScreen):
@@ -28,21 +31,27 @@ class SecondFactorScreen(TfaScreen):
         self.recovery = False
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="card"):
-            yield Static("Two-factor authentication", id="title")
-            yield Label(
-                f"Signing in as {self.username}. Enter the 6-digit code from your"
-                " authenticator app.",
-                id="prompt",
+        card = Vertical(id="card")
+        card.border_title = "Two-factor authentication"
+        with card:
+            yield Static(f"Signing in as [b]{self.username}[/b].", id="who")
+            yield Static(TOTP_PROMPT, id="prompt")
+            yield Input(
+                placeholder="6 digits",
+                id="code",
+                restrict=r"[0-9 ]*",
+                max_length=7,
+                compact=True,
             )
             yield Input(
-                placeholder="6 digits", id="code", restrict=r"[0-9 ]*", max_length=7, type="text"
-            )
-            yield Input(
-                placeholder="XXXX-XXXX-XXXX", id="recovery", max_length=20, classes="hidden"
+                placeholder="XXXX-XXXX-XXXX",
+                id="recovery",
+                max_length=20,
+                classes="hidden",
+                compact=True,
             )
             yield Static("", id="error", classes="hidden")
-            yield Button("Use a recovery code instead", id="toggle")
+            yield Button("Use a recovery code instead", id="toggle", compact=True)
         yield Footer()
 
     @on(Input.Changed, "#code")
@@ -70,11 +79,7 @@ class SecondFactorScreen(TfaScreen):
         code, recovery = self.query_one("#code", Input), self.query_one("#recovery", Input)
         code.set_class(self.recovery, "hidden")
         recovery.set_class(not self.recovery, "hidden")
-        self.query_one("#prompt", Label).update(
-            "Enter one of your recovery codes. Each works only once."
-            if self.recovery
-            else "Enter the 6-digit code from your authenticator app."
-        )
+        self.query_one("#prompt", Static).update(RECOVERY_PROMPT if self.recovery else TOTP_PROMPT)
         self.query_one("#toggle", Button).label = (
             "Use the authenticator app instead" if self.recovery else "Use a recovery code instead"
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pyotp
 from textual.widgets import Static
 
@@ -46,4 +44,4 @@ class DemoPanel(Static):
         self.set_interval(1.0, self.tick)
 
     def tick(self) -> None:
-        self.update(codes_text(self.accounts, time.time()))
+        self.update(codes_text(self.accounts, self.accounts.now()))

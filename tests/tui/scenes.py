@@ -1,0 +1,254 @@
+"""Every screen of the app in a fixed state: the snapshot tests and `make screenshots` use these.
+
+A scene runs the real demo server (its own thread) with a fixed clock, fixed randomness, a
+fixed port and UTC, so the same pixels come out on every machine. Run
+`python -m tests.tui.scenes DIR [WIDTH HEIGHT]` to write one SVG per scene into DIR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pyotp
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from tfa_tui.api.client import TfaClient
+from tfa_tui.app import TfaApp
+from tfa_tui.demo import DemoServer
+from tfa_tui.session_store import SessionStore
+
+from ..conftest import FAST_HASHING, START, FakeClock
+from .conftest import settle
+
+PORT = 18421  # fixed, because the Sign in screen shows the server's address
+AGENT = "tfa-tui/0.1.0 (workstation; Linux 6.1)"
+
+
+class TickingClock(FakeClock):
+    """A fixed start that moves a millisecond per reading, so events keep their order."""
+
+    def now(self) -> float:
+        self.value += 0.001
+        return self.value
+
+
+@dataclass
+class World:
+    app: TfaApp
+    pilot: Pilot[None]
+    server: DemoServer
+    clock: FakeClock
+
+    async def settle(self) -> None:
+        await settle(self.app, self.pilot)
+
+    async def sign_in(self, username: str) -> None:
+        account = self.server.accounts.find(username)
+        assert account is not None
+        await self.pilot.press(*username, "tab", *account.password, "enter")
+        await self.settle()
+
+    def code(self, username: str) -> str:
+        account = self.server.accounts.find(username)
+        assert account is not None
+        assert account.secret is not None
+        return pyotp.TOTP(account.secret).at(self.clock.now())
+
+    async def sign_in_with_code(self, username: str) -> None:
+        await self.sign_in(username)
+        await self.pilot.press(*self.code(username))
+        await self.settle()
+        self.clock.advance(30)
+
+    async def press(self, *keys: str) -> None:
+        await self.pilot.press(*keys)
+        await self.settle()
+
+
+Steps = Callable[[World], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    steps: Steps
+    demo: bool = False
+    force_2fa: bool = False
+
+
+async def nothing(world: World) -> None:
+    return None
+
+
+async def wrong_password(world: World) -> None:
+    await world.pilot.press(*"bob", "tab", *"not-it", "enter")
+    await world.settle()
+
+
+async def second_factor(world: World) -> None:
+    await world.sign_in("alice")
+
+
+async def recovery_code_instead(world: World) -> None:
+    await world.sign_in("alice")
+    await world.press("ctrl+r")
+
+
+async def setup_install(world: World) -> None:
+    await world.sign_in("bob")
+    await world.press("enter")
+
+
+async def setup_scan(world: World) -> None:
+    await setup_install(world)
+    await world.press("enter")
+
+
+async def setup_verify(world: World) -> None:
+    await setup_scan(world)
+    await world.press("enter")
+    await world.press(*"000000")
+
+
+async def recovery_codes(world: World) -> None:
+    await setup_scan(world)
+    await world.press("enter")
+    key = world.app.screen.query_one("#key").visual.plain  # type: ignore[attr-defined]
+    await world.press(*pyotp.TOTP(key.replace(" ", "").replace("\n", "")).at(world.clock.now()))
+
+
+async def security(world: World) -> None:
+    await world.sign_in_with_code("alice")
+
+
+async def history(world: World) -> None:
+    await security(world)
+    await world.press("h")
+
+
+async def sessions(world: World) -> None:
+    await security(world)
+    await world.press("n")
+
+
+async def disconnect_warning(world: World) -> None:
+    await security(world)
+    await world.pilot.click("#disconnect")
+    await world.pilot.pause(0.2)
+
+
+async def reauthenticate(world: World) -> None:
+    await security(world)
+    await world.pilot.click("#regenerate")
+    await world.pilot.pause(0.2)
+    await world.pilot.press(*"alice-demo")
+
+
+async def forced_setup(world: World) -> None:
+    await world.sign_in("bob")
+
+
+SCENES = [
+    Scene("sign-in", nothing, demo=True),
+    Scene("sign-in-error", wrong_password),
+    Scene("second-factor", second_factor),
+    Scene("second-factor-recovery", recovery_code_instead),
+    Scene("setup-1-install", setup_install),
+    Scene("setup-2-scan", setup_scan),
+    Scene("setup-3-verify", setup_verify),
+    Scene("setup-4-recovery-codes", recovery_codes),
+    Scene("setup-forced", forced_setup, force_2fa=True),
+    Scene("home-security", security),
+    Scene("home-history", history),
+    Scene("home-sessions", sessions),
+    Scene("disconnect-warning", disconnect_warning, force_2fa=True),
+    Scene("reauthenticate", reauthenticate),
+]
+
+
+@contextmanager
+def fixed_world() -> Iterator[None]:
+    """Fixed randomness (secrets, codes, tokens) and time zone, restored afterwards."""
+    rng = random.Random(2026)
+    saved = secrets.token_bytes, secrets.choice, os.environ.get("TZ")
+    secrets.token_bytes = lambda n=32: rng.randbytes(32 if n is None else n)  # type: ignore[assignment]
+    secrets.choice = rng.choice  # type: ignore[assignment]
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    try:
+        yield
+    finally:
+        secrets.token_bytes, secrets.choice = saved[0], saved[1]  # type: ignore[assignment]
+        if saved[2] is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved[2]
+        time.tzset()
+
+
+@contextmanager
+def staged(scene: Scene) -> Iterator[tuple[TfaApp, Callable[[Pilot[None]], Awaitable[None]]]]:
+    """The app for `scene` and what to run in it before the picture is taken."""
+    clock = TickingClock(START)
+    with fixed_world():
+        server = DemoServer(clock=clock, port=PORT, passwords=FAST_HASHING)
+        url = server.start()
+        try:
+            if scene.force_2fa:
+                force_2fa(url)
+            store = SessionStore()
+            store.available = False  # never the real keyring
+            app = TfaApp(
+                TfaClient(url, agent=AGENT),
+                store=store,
+                demo=server.accounts if scene.demo else None,
+            )
+
+            async def run(pilot: Pilot[None]) -> None:
+                world = World(app, pilot, server, clock)
+                await world.settle()
+                await scene.steps(world)
+                for field in app.screen.query(Input):
+                    field.cursor_blink = False
+                await world.settle()
+
+            yield app, run
+        finally:
+            server.stop()
+
+
+def force_2fa(url: str) -> None:
+    """Switch the policy on as the demo administrator would, over the API."""
+    with httpx.Client(base_url=f"{url}/api/v1", headers={"User-Agent": AGENT}) as http:
+        token = http.post("/login", json={"username": "admin", "password": "admin-demo"})
+        headers = {"Authorization": f"Bearer {token.json()['token']}"}
+        body = {"force_2fa": True, "grace_period_days": 0}
+        http.put("/admin/policy", headers=headers, json=body).raise_for_status()
+        http.post("/logout", headers=headers)
+
+
+async def save_all(folder: Path, size: tuple[int, int]) -> None:
+    for scene in SCENES:
+        with staged(scene) as (app, run):
+            async with app.run_test(size=size) as pilot:
+                await run(pilot)
+                app.save_screenshot(f"{scene.name}.svg", str(folder))
+        print(f"{folder / scene.name}.svg")
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots")
+    width, height = (int(arg) for arg in sys.argv[2:4]) if len(sys.argv) > 3 else (100, 30)
+    target.mkdir(parents=True, exist_ok=True)
+    asyncio.run(save_all(target, (width, height)))
