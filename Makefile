@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo server-demo test lint format screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/tfa --demo
+
+# The server alone, on loopback with a throw-away database, for curl or another client.
+server-demo: $(STAMP)
 	$(BIN)/tfa-server demo
 
 lint: $(STAMP)
@@ -28,6 +32,11 @@ format: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Every screen as SVG at 100x30, from a fixed clock, secret and port (tests/tui/scenes.py).
+screenshots: $(STAMP)
+	rm -f screenshots/*.svg
+	$(BIN)/python -m tests.tui.scenes screenshots 100 30
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

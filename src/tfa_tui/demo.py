@@ -125,4 +125,6 @@ class DemoServer:
             asyncio.run_coroutine_threadsafe(app.stop(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
         shutil.rmtree(self._folder, ignore_errors=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pyotp
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, TabbedContent
 
 from tfa_tui.api.client import TfaClient
 from tfa_tui.app import TfaApp
@@ -84,7 +84,7 @@ class Scene:
     name: str
     steps: Steps
     demo: bool = False
-    force_2fa: bool = False
+    policy: tuple[bool, int] | None = None  # (force 2FA, grace days), set before the app starts
 
 
 async def nothing(world: World) -> None:
@@ -159,6 +159,34 @@ async def forced_setup(world: World) -> None:
     await world.sign_in("bob")
 
 
+async def admin(world: World) -> None:
+    await world.sign_in("admin")
+    await world.press("a")
+
+
+def admin_section(section: str) -> Steps:
+    async def steps(world: World) -> None:
+        await admin(world)
+        world.app.screen.query_one("#admin-tabs", TabbedContent).active = f"admin-{section}"
+        await world.settle()
+
+    return steps
+
+
+async def admin_policy_confirm(world: World) -> None:
+    await admin(world)
+    await world.pilot.click("#admin-force")
+    await world.pilot.click("#admin-save")
+    await world.settle()
+
+
+async def admin_add_user(world: World) -> None:
+    await admin_section("users")(world)
+    await world.pilot.click("#admin-add")
+    await world.settle()
+    await world.pilot.press(*"carol")
+
+
 SCENES = [
     Scene("sign-in", nothing, demo=True),
     Scene("sign-in-error", wrong_password),
@@ -168,12 +196,18 @@ SCENES = [
     Scene("setup-2-scan", setup_scan),
     Scene("setup-3-verify", setup_verify),
     Scene("setup-4-recovery-codes", recovery_codes),
-    Scene("setup-forced", forced_setup, force_2fa=True),
+    Scene("setup-forced", forced_setup, policy=(True, 0)),
     Scene("home-security", security),
     Scene("home-history", history),
     Scene("home-sessions", sessions),
-    Scene("disconnect-warning", disconnect_warning, force_2fa=True),
+    Scene("disconnect-warning", disconnect_warning, policy=(True, 0)),
     Scene("reauthenticate", reauthenticate),
+    Scene("admin-policy", admin),
+    Scene("admin-policy-confirm", admin_policy_confirm),
+    Scene("admin-users", admin_section("users")),
+    Scene("admin-add-user", admin_add_user),
+    Scene("admin-history", admin_section("history")),
+    Scene("admin-audit", admin_section("audit"), policy=(False, 7)),
 ]
 
 
@@ -205,8 +239,8 @@ def staged(scene: Scene) -> Iterator[tuple[TfaApp, Callable[[Pilot[None]], Await
         server = DemoServer(clock=clock, port=PORT, passwords=FAST_HASHING)
         url = server.start()
         try:
-            if scene.force_2fa:
-                force_2fa(url)
+            if scene.policy is not None:
+                set_policy(url, *scene.policy)
             store = SessionStore()
             store.available = False  # never the real keyring
             app = TfaApp(
@@ -228,12 +262,12 @@ def staged(scene: Scene) -> Iterator[tuple[TfaApp, Callable[[Pilot[None]], Await
             server.stop()
 
 
-def force_2fa(url: str) -> None:
-    """Switch the policy on as the demo administrator would, over the API."""
+def set_policy(url: str, force_2fa: bool, grace_period_days: int) -> None:
+    """Set the policy as the demo administrator would, over the API."""
     with httpx.Client(base_url=f"{url}/api/v1", headers={"User-Agent": AGENT}) as http:
         token = http.post("/login", json={"username": "admin", "password": "admin-demo"})
         headers = {"Authorization": f"Bearer {token.json()['token']}"}
-        body = {"force_2fa": True, "grace_period_days": 0}
+        body = {"force_2fa": force_2fa, "grace_period_days": grace_period_days}
         http.put("/admin/policy", headers=headers, json=body).raise_for_status()
         http.post("/logout", headers=headers)
 

@@ -58,12 +58,14 @@ def history_row(entry: HistoryEntry) -> tuple[str, ...]:
 
 
 class HomeScreen(TfaScreen):
+    """The section keys are the underlined letters of the tabs; the footer keeps the rest."""
+
     CSS_PATH = "home.tcss"
     BINDINGS = [
-        Binding("s", "tab('security')", "Security", id="security"),
-        Binding("h", "tab('history')", "History", id="history"),
-        Binding("n", "tab('sessions')", "Sessions", id="sessions"),
-        Binding("a", "tab('admin')", "Admin", id="admin"),
+        Binding("s", "tab('security')", "Security", id="security", show=False),
+        Binding("h", "tab('history')", "History", id="history", show=False),
+        Binding("n", "tab('sessions')", "Sessions", id="sessions", show=False),
+        Binding("a", "tab('admin')", "Admin", id="admin", show=False),
         Binding("r", "refresh", "Refresh", id="refresh"),
         Binding("ctrl+o", "sign_out", "Sign out", id="sign-out"),
     ]
@@ -77,7 +79,7 @@ class HomeScreen(TfaScreen):
         yield Header()
         with TabbedContent(initial="security"):
             with (
-                TabPane("Security", id="security"),
+                TabPane("[u]S[/u]ecurity", id="security"),
                 VerticalScroll(id="security-body", can_focus=False),
             ):
                 yield Static("", id="failed-banner", classes="banner hidden")
@@ -90,7 +92,7 @@ class HomeScreen(TfaScreen):
                     )
                     yield Button("New recovery codes", id="regenerate", compact=True)
                     yield Button("Disconnect", variant="error", id="disconnect", compact=True)
-            with TabPane("History", id="history"), Vertical():
+            with TabPane("[u]H[/u]istory", id="history"), Vertical():
                 with Horizontal(classes="toolbar"):
                     yield Select(
                         [("All", "all"), ("Successful", "ok"), ("Failed", "failed")],
@@ -101,7 +103,7 @@ class HomeScreen(TfaScreen):
                     )
                     yield Button("Load older", id="older", disabled=True, compact=True)
                 yield DataTable(id="history-table", zebra_stripes=True, cursor_type="row")
-            with TabPane("Sessions", id="sessions"), Vertical():
+            with TabPane("Sessio[u]n[/u]s", id="sessions"), Vertical():
                 yield DataTable(id="sessions-table", cursor_type="row")
                 with Horizontal(classes="buttons"):
                     yield Button(
@@ -110,7 +112,7 @@ class HomeScreen(TfaScreen):
             if self.me.is_admin:
                 from tfa_tui.widgets.admin_pane import AdminPane
 
-                with TabPane("Admin", id="admin"):
+                with TabPane("[u]A[/u]dmin", id="admin"):
                     yield AdminPane()
         yield Footer()
 
