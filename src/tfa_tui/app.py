@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 
 from tfa_tui.api.client import TfaClient
 from tfa_tui.api.errors import ApiError, Unauthorized
@@ -58,10 +60,17 @@ class TfaApp(App[None]):
 
     def action_toggle_demo(self) -> None:
         self.demo_visible = not self.demo_visible
-        from tfa_tui.screens.base import TfaScreen
+        self.sync_demo_panel(self.screen)
 
-        if isinstance(self.screen, TfaScreen):
-            self.screen.sync_demo_panel()
+    def sync_demo_panel(self, screen: Screen[Any]) -> None:
+        """The DEMO panel follows the person from screen to screen while it is switched on."""
+        from tfa_tui.widgets.demo_panel import DemoPanel
+
+        panels = screen.query(DemoPanel)
+        if self.demo is not None and self.demo_visible and not panels:
+            screen.mount(DemoPanel(self.demo))
+        elif not self.demo_visible:
+            panels.remove()
 
     @work(exclusive=True, exit_on_error=False, group="resume")
     async def resume(self, username: str, token: str) -> None:

@@ -44,17 +44,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.server.startswith(("http://", "https://")):
         print(f"{PROG}: error: --server must start with http:// or https://", file=sys.stderr)
         return 2
-    from tfa_tui.app import TfaApp
-
     if args.demo:
         from tfa_tui.demo import DemoServer
 
         demo = DemoServer()
+        demo.begin()  # the server starts while the UI loads
         try:
-            url = demo.start()
-            TfaApp(TfaClient(url), demo=demo.accounts).run()
+            from tfa_tui.app import TfaApp
+
+            TfaApp(TfaClient(demo.wait()), demo=demo.accounts).run()
         finally:
             demo.stop()
         return 0
+    from tfa_tui.app import TfaApp
+
     TfaApp(TfaClient(args.server)).run()
     return 0

@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,12 +74,21 @@ class DemoServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._app: Application | None = None
+        self._starting: Future[str] | None = None
         self.url = ""
 
     def start(self) -> str:
+        self.begin()
+        return self.wait()
+
+    def begin(self) -> None:
+        """Start in the background, so the caller can load the UI meanwhile."""
         self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
-        self.url = future.result(timeout=60)
+        self._starting = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
+
+    def wait(self) -> str:
+        assert self._starting is not None, "begin() first"
+        self.url = self._starting.result(timeout=60)
         return self.url
 
     async def _start(self) -> str:
@@ -93,10 +103,14 @@ class DemoServer:
         url = f"http://127.0.0.1:{self._app.port}"
         admin = Admin(core)
         actor = Actor("cli:demo", None)
-        for account in self.accounts.accounts:
-            await admin.create_user(
-                actor, account.username, account.password, account.username == "admin"
+        await asyncio.gather(
+            *(
+                admin.create_user(
+                    actor, account.username, account.password, account.username == "admin"
+                )
+                for account in self.accounts.accounts
             )
+        )
         await self._seed_alice(url)
         return url
 

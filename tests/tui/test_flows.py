@@ -490,3 +490,27 @@ async def test_without_a_keyring_it_says_so_once_and_carries_on(
         said = [notice for notice in notices(app) if "cannot remember" in notice]
         assert len(said) == 1
     assert not any(home.rglob("*"))  # and no token in a plain file
+
+
+async def test_a_wrong_code_when_confirming_identity_can_be_retried_in_place(
+    server: RunningServer,
+) -> None:
+    secret, _ = await user_with_totp(server, "alice")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "alice", PASSWORD)
+        used = totp_code(secret, server.clock)
+        await pilot.press(*used)
+        await settle(app, pilot)
+        await pilot.click("#disconnect")
+        dialog = await wait_for_screen(app, pilot, ReauthScreen)
+        await pilot.press(*PASSWORD, "enter", *used, "enter")  # the code just used to sign in
+        await settle(app, pilot)
+        assert app.screen is dialog  # still open, with the reason
+        assert "already been used" in shown(app, "#dialog-error")
+        assert focused_id(app) == "code"
+        assert dialog.query_one("#password", Input).value == PASSWORD
+        server.clock.advance(30)
+        await pilot.press(*totp_code(secret, server.clock), "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, HomeScreen)
+        assert "not connected" in shown(app, "#status")

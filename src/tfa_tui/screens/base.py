@@ -16,15 +16,4 @@ class TfaScreen(Screen[None]):
         return cast("TfaApp", self.app)
 
     def on_screen_resume(self) -> None:
-        self.sync_demo_panel()
-
-    def sync_demo_panel(self) -> None:
-        """The DEMO panel follows the person from screen to screen while it is switched on."""
-        from tfa_tui.widgets.demo_panel import DemoPanel
-
-        demo = self.tfa.demo
-        panels = self.query(DemoPanel)
-        if demo is not None and self.tfa.demo_visible and not panels:
-            self.mount(DemoPanel(demo))
-        elif not self.tfa.demo_visible:
-            panels.remove()
+        self.tfa.sync_demo_panel(self)

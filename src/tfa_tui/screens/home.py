@@ -18,10 +18,10 @@ from textual.widgets import (
 )
 
 from tfa_tui.api.errors import ApiError, PolicyRequires2fa, Unauthorized
-from tfa_tui.api.models import HistoryEntry, Me
+from tfa_tui.api.models import DisconnectResult, HistoryEntry, Me
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.screens.confirm import ConfirmScreen
-from tfa_tui.screens.reauth import ReauthScreen
+from tfa_tui.screens.reauth import Reauthentication, ReauthScreen
 from tfa_tui.words import describe, local_time
 
 EVENTS = {
@@ -239,25 +239,31 @@ class HomeScreen(TfaScreen):
             )
         ):
             return
-        answer = await self.app.push_screen_wait(
-            ReauthScreen(
+        policy_changed = False
+
+        async def attempt(answer: Reauthentication) -> DisconnectResult | None:
+            nonlocal policy_changed
+            try:
+                return await self.tfa.api.totp_disable(
+                    answer.password, answer.code, acknowledge_forced_policy=forced
+                )
+            except PolicyRequires2fa:
+                policy_changed = True  # forced meanwhile: the warning above was not shown
+                return None
+
+        result = await self.app.push_screen_wait(
+            ReauthScreen[DisconnectResult | None](
                 "Disconnect two-factor authentication",
                 "Confirm it is you. Your recovery codes stop working too.",
                 "Disconnect",
+                attempt,
             )
         )
-        if answer is None:
-            return
-        try:
-            result = await self.tfa.api.totp_disable(
-                answer.password, answer.code, acknowledge_forced_policy=forced
-            )
-        except PolicyRequires2fa:
-            self.notify("The policy changed meanwhile: try again.", severity="warning")
+        if policy_changed:
+            self.notify("2FA was made mandatory meanwhile: read the warning.", severity="warning")
             self.refresh_me()
             return
-        except ApiError as exc:
-            self.failed(exc)
+        if result is None:
             return
         if self.tfa.demo is not None:
             self.tfa.demo.remember_secret(self.me.username, None)
@@ -273,19 +279,15 @@ class HomeScreen(TfaScreen):
     @on(Button.Pressed, "#regenerate")
     @work(exclusive=True, exit_on_error=False, group="regenerate")
     async def regenerate(self) -> None:
-        answer = await self.app.push_screen_wait(
+        codes = await self.app.push_screen_wait(
             ReauthScreen(
                 "New recovery codes",
                 "Confirm it is you. Your current recovery codes stop working.",
                 "Make new codes",
+                lambda answer: self.tfa.api.regenerate_recovery_codes(answer.password, answer.code),
             )
         )
-        if answer is None:
-            return
-        try:
-            codes = await self.tfa.api.regenerate_recovery_codes(answer.password, answer.code)
-        except ApiError as exc:
-            self.failed(exc)
+        if codes is None:
             return
         from tfa_tui.screens.recovery_codes import RecoveryCodesScreen
 

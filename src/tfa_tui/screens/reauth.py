@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from tfa_tui.api.errors import ApiError, InvalidCredentials, Unauthorized
+from tfa_tui.words import describe
+
+if TYPE_CHECKING:
+    from tfa_tui.app import TfaApp
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,14 +31,26 @@ class Reauthentication:
         return "Reauthentication(<hidden>)"
 
 
-class ReauthScreen(ModalScreen[Reauthentication | None]):
+class ReauthScreen(ModalScreen[T | None], Generic[T]):
+    """Asks, then runs `attempt` itself: a wrong password or code is said here and retried here.
+
+    Dismisses with what `attempt` returned, or None when cancelled or the session ended.
+    """
+
     CSS_PATH = "reauth.tcss"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     AUTO_FOCUS = "#password"
 
-    def __init__(self, title: str, text: str, confirm: str) -> None:
+    def __init__(
+        self,
+        title: str,
+        text: str,
+        confirm: str,
+        attempt: Callable[[Reauthentication], Awaitable[T]],
+    ) -> None:
         super().__init__()
         self._title, self._text, self._confirm = title, text, confirm
+        self._attempt = attempt
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -45,6 +67,9 @@ class ReauthScreen(ModalScreen[Reauthentication | None]):
                 yield Button("Cancel", id="cancel", compact=True)
                 yield Button(self._confirm, id="confirm", variant="error", compact=True)
 
+    def on_mount(self) -> None:
+        cast("TfaApp", self.app).sync_demo_panel(self)  # the demo's phone, beside the code field
+
     @on(Input.Submitted, "#password")
     def _next(self) -> None:
         self.query_one("#code", Input).focus()
@@ -55,9 +80,32 @@ class ReauthScreen(ModalScreen[Reauthentication | None]):
         password = self.query_one("#password", Input).value
         code = self.query_one("#code", Input).value.strip()
         if not password or not code:
-            self.query_one("#dialog-error", Static).update("Enter your password and a code.")
+            self._error("Enter your password and a code.")
             return
-        self.dismiss(Reauthentication(password, code))
+        self.run_attempt(Reauthentication(password, code))
+
+    @work(exclusive=True, exit_on_error=False, group="reauth")
+    async def run_attempt(self, answer: Reauthentication) -> None:
+        dialog = self.query_one("#dialog")
+        dialog.loading = True
+        try:
+            result = await self._attempt(answer)
+        except Unauthorized as exc:
+            self.dismiss(None)
+            cast("TfaApp", self.app).session_ended(describe(exc))
+            return
+        except ApiError as exc:
+            self._error(describe(exc))
+            field = "#password" if isinstance(exc, InvalidCredentials) else "#code"
+            self.query_one("#code", Input).value = ""
+            self.query_one(field, Input).focus()
+            return
+        finally:
+            dialog.loading = False
+        self.dismiss(result)
+
+    def _error(self, text: str) -> None:
+        self.query_one("#dialog-error", Static).update(text)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -308,9 +308,10 @@ class AdminPane(Vertical):
         self.query_one("#admin-grace", Input).value = str(policy.grace_period_days)
         if policy.force_2fa and policy.forced_since is not None:
             deadline = policy.forced_since + timedelta(days=policy.grace_period_days)
-            state = (
-                f"2FA is forced since {local_time(policy.forced_since)};"
-                f" users without it must set it up by {local_time(deadline)}."
+            state = f"2FA is forced since {local_time(policy.forced_since)}; users without it " + (
+                f"must set it up by {local_time(deadline)}."
+                if policy.grace_period_days
+                else "must set it up at their next sign-in."
             )
         else:
             state = "2FA is not forced: users choose."
