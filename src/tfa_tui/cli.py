@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from tfa_tui import __version__
-from tfa_tui.api.client import DEFAULT_SERVER, TfaClient
+from tfa_tui.api.client import DEFAULT_SERVER, TfaClient, normalise_server_url, url_problem
 
 PROG = "tfa"
 
@@ -41,8 +41,10 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.server.startswith(("http://", "https://")):
-        print(f"{PROG}: error: --server must start with http:// or https://", file=sys.stderr)
+    server = normalise_server_url(args.server)
+    problem = url_problem(server)
+    if problem is not None:
+        print(f"{PROG}: error: --server {args.server!r}: {problem}", file=sys.stderr)
         return 2
     if args.demo:
         from tfa_tui.demo import DemoServer
@@ -58,5 +60,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from tfa_tui.app import TfaApp
 
-    TfaApp(TfaClient(args.server)).run()
+    TfaApp(TfaClient(server)).run()
     return 0

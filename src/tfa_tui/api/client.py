@@ -67,7 +67,7 @@ def normalise_server_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def _url_problem(url: str) -> str | None:
+def url_problem(url: str) -> str | None:
     """Why `url` cannot be a server address, in words; None when it can."""
     try:
         parsed = httpx.URL(url)
@@ -149,7 +149,7 @@ class TfaClient:
         agent: str | None = None,
     ) -> None:
         self._base_url = normalise_server_url(base_url)
-        self._url_problem = _url_problem(self._base_url)
+        self._url_problem = url_problem(self._base_url)
         self._timeout = timeout
         self.token = token
         self._http = httpx.AsyncClient(
