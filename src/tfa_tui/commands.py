@@ -18,7 +18,7 @@ class TfaCommands(Provider):
 
         app = cast("TfaApp", self.app)
         found: list[tuple[str, str, Callable[[], object]]] = []
-        screen = app.screen
+        screen = self.screen  # the screen under the palette
         if isinstance(screen, HomeScreen):
             found += [
                 (

@@ -6,6 +6,7 @@ The server runs on its own thread and event loop, so its work never competes wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -15,13 +16,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pyotp
 
 from tfa_server.admin import Actor, Admin
 from tfa_server.app import Application, initialise, open_core
 from tfa_server.clock import Clock, SystemClock
 from tfa_server.config import PasswordHashing, Settings, default_key_path
+from tfa_tui.api.client import TfaClient
+from tfa_tui.api.errors import InvalidCredentials
 
 
 @dataclass
@@ -118,19 +120,16 @@ class DemoServer:
         """Alice has 2FA and a history with failed attempts, as a real account would."""
         alice = self.accounts.find("alice")
         assert alice is not None
-        credentials = {"username": alice.username, "password": alice.password}
-        headers = {"User-Agent": "tfa-demo-seed"}
-        async with httpx.AsyncClient(base_url=f"{url}/api/v1", headers=headers) as http:
-            token = (await http.post("/login", json=credentials)).json()["token"]
-            auth = {"Authorization": f"Bearer {token}"}
-            secret = (await http.post("/me/totp/setup", headers=auth)).json()["secret"]
+        async with TfaClient(url, agent="tfa-demo-seed") as api:
+            await api.login(alice.username, alice.password)
+            secret = (await api.totp_setup()).secret
             # A code from the previous step (inside the window), so the code the demo panel
             # shows right now is still unused.
-            previous = pyotp.TOTP(secret).at(self.clock.now() - 30)
-            await http.post("/me/totp/confirm", headers=auth, json={"code": previous})
-            await http.post("/logout", headers=auth)
+            await api.totp_confirm(pyotp.TOTP(secret).at(self.clock.now() - 30))
+            await api.logout()
             for wrong in ("alice123", "Alice-demo"):
-                await http.post("/login", json={**credentials, "password": wrong})
+                with contextlib.suppress(InvalidCredentials):
+                    await api.login(alice.username, wrong)
         alice.secret = secret
 
     def stop(self) -> None:

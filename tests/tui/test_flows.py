@@ -11,7 +11,7 @@ import pytest
 from keyring.backends import fail
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Input
+from textual.widgets import Button, DataTable, Input, TabbedContent
 
 from tfa_server.admin import Actor, Admin
 from tfa_tui.api.client import TfaClient
@@ -514,3 +514,47 @@ async def test_a_wrong_code_when_confirming_identity_can_be_retried_in_place(
         await settle(app, pilot)
         assert isinstance(app.screen, HomeScreen)
         assert "not connected" in shown(app, "#status")
+
+
+async def test_few_codes_left_warns_with_a_key_to_make_new_ones(server: RunningServer) -> None:
+    secret, codes = await user_with_totp(server, "alice")
+    async with server.client() as http:
+        for code in codes[:8]:
+            challenge = (await login(http, "alice"))["token"]
+            used = await http.post(
+                "/api/v1/login/recovery", headers=bearer(challenge), json={"code": code}
+            )
+            assert used.status_code == 200
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "alice", PASSWORD)
+        await pilot.press(*totp_code(secret, server.clock))
+        await settle(app, pilot)
+        left = shown(app, "#codes-left")
+        assert "Recovery codes left: 2" in left
+        assert "press G" in left
+        await pilot.press("g")
+        await wait_for_screen(app, pilot, ReauthScreen)
+
+
+async def test_a_grace_period_shows_its_deadline(server: RunningServer) -> None:
+    await server.add_user("bob")
+    await force_2fa(server, grace_days=7)
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD)
+        assert isinstance(app.screen, HomeScreen)
+        banner = shown(app, "#deadline-banner")
+        assert "requires two-factor authentication" in banner
+        assert "2026-12-05" in banner  # START is 2026-11-28 12:00 UTC, plus 7 days
+
+
+async def test_the_command_palette_opens_history(server: RunningServer) -> None:
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        await sign_in(app, pilot, "bob", PASSWORD)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"open history")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.screen.query_one(TabbedContent).active == "history"

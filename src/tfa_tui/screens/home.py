@@ -66,6 +66,7 @@ class HomeScreen(TfaScreen):
         Binding("h", "tab('history')", "History", id="history", show=False),
         Binding("n", "tab('sessions')", "Sessions", id="sessions", show=False),
         Binding("a", "tab('admin')", "Admin", id="admin", show=False),
+        Binding("g", "new_codes", "New recovery codes", id="new-codes", show=False),
         Binding("r", "refresh", "Refresh", id="refresh"),
         Binding("ctrl+o", "sign_out", "Sign out", id="sign-out"),
     ]
@@ -137,7 +138,12 @@ class HomeScreen(TfaScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "tab" and parameters == ("admin",):
             return self.me.is_admin
+        if action == "new_codes":
+            return self.me.totp_enabled
         return True
+
+    def action_new_codes(self) -> None:
+        self.regenerate()
 
     def action_tab(self, tab: str) -> None:
         """Open a section by key; its main control takes the focus, so keys work at once."""
@@ -183,7 +189,7 @@ class HomeScreen(TfaScreen):
         warn = me.totp_enabled and me.recovery_codes_left <= 2
         left.update(
             f"Recovery codes left: {me.recovery_codes_left}"
-            + (" - [b]running low:[/b] generate new ones (New recovery codes)." if warn else "")
+            + (" - [b]running low:[/b] press G to make new ones." if warn else "")
         )
         left.set_class(warn, "warning")
         self.query_one("#connect").display = not me.totp_enabled

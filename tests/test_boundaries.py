@@ -1,0 +1,60 @@
+"""The layering the project promises: the server never loads Textual, the client's API layer
+never loads Textual, and only that layer speaks HTTP."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def loaded_after_importing_all(package: str) -> set[str]:
+    """Top-level packages in sys.modules after importing every module of `package`."""
+    script = (
+        "import importlib, pkgutil, sys\n"
+        f"root = importlib.import_module({package!r})\n"
+        "for info in pkgutil.walk_packages(root.__path__, root.__name__ + '.'):\n"
+        "    if not info.name.endswith('__main__'):\n"
+        "        importlib.import_module(info.name)\n"
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(done.stdout.split())
+
+
+def test_the_server_never_loads_textual() -> None:
+    loaded = loaded_after_importing_all("tfa_server")
+    assert "textual" not in loaded
+    assert "tfa_tui" not in loaded
+
+
+def test_the_api_layer_never_loads_textual() -> None:
+    loaded = loaded_after_importing_all("tfa_tui.api")
+    assert "httpx" in loaded  # the check sees imports at all
+    assert "textual" not in loaded
+
+
+def imported_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_api_layer_speaks_http() -> None:
+    client = SRC / "tfa_tui"
+    speakers = {
+        path.relative_to(client).as_posix()
+        for path in client.rglob("*.py")
+        if imported_names(path) & {"httpx", "h11", "http", "urllib", "socket"}
+    }
+    assert speakers
+    assert all(path.startswith("api/") for path in speakers), speakers
