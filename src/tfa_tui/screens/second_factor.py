@@ -10,6 +10,7 @@ from textual.widgets import Button, Footer, Input, Static
 
 from tfa_tui.api.errors import ChallengeExpired, TooManyAttempts, Unauthorized
 from tfa_tui.screens.base import TfaScreen
+from tfa_tui.widgets.code_input import CodeInput
 from tfa_tui.words import describe
 
 TOTP_PROMPT = "Enter the 6-digit code from your authenticator app."
@@ -36,13 +37,7 @@ class SecondFactorScreen(TfaScreen):
         with card:
             yield Static(f"Signing in as [b]{self.username}[/b].", id="who")
             yield Static(TOTP_PROMPT, id="prompt")
-            yield Input(
-                placeholder="6 digits",
-                id="code",
-                restrict=r"[0-9 ]*",
-                max_length=7,
-                compact=True,
-            )
+            yield CodeInput(id="code")
             yield Input(
                 placeholder="XXXX-XXXX-XXXX",
                 id="recovery",
@@ -55,18 +50,18 @@ class SecondFactorScreen(TfaScreen):
         yield Footer()
 
     @on(Input.Changed, "#code")
-    def _auto_submit(self, event: Input.Changed) -> None:
-        digits = event.value.replace(" ", "")
-        if len(digits) == 6:
-            self.submit(digits, recovery=False)
+    def _auto_submit(self) -> None:
+        field = self.query_one("#code", CodeInput)
+        if field.complete:
+            self.submit(field.digits, recovery=False)
 
     @on(Input.Submitted, "#code")
-    def _submit_code(self, event: Input.Submitted) -> None:
-        digits = event.value.replace(" ", "")
-        if len(digits) != 6:
+    def _submit_code(self) -> None:
+        field = self.query_one("#code", CodeInput)
+        if not field.complete:
             self._show_error("The code has 6 digits.")
             return
-        self.submit(digits, recovery=False)
+        self.submit(field.digits, recovery=False)
 
     @on(Input.Submitted, "#recovery")
     def _submit_recovery(self, event: Input.Submitted) -> None:

@@ -11,6 +11,7 @@ from textual.widgets import Button, ContentSwitcher, Footer, Input, Label, Stati
 from tfa_tui.api.errors import ApiError, Unauthorized
 from tfa_tui.api.models import TotpSetup
 from tfa_tui.screens.base import TfaScreen
+from tfa_tui.widgets.code_input import CodeInput
 from tfa_tui.widgets.qr import QrCode
 from tfa_tui.words import describe
 
@@ -62,13 +63,7 @@ class SetupScreen(TfaScreen):
                 yield Static("Set up two-factor authentication", classes="title")
                 yield Label("Step 3 of 4 - Enter a code from the app", classes="step")
                 yield Static("Type the 6-digit code the app shows for this account.")
-                yield Input(
-                    placeholder="6 digits",
-                    id="code",
-                    restrict=r"[0-9 ]*",
-                    max_length=7,
-                    compact=True,
-                )
+                yield CodeInput(id="code")
                 yield Static("", id="error", classes="hidden")
                 with Horizontal(classes="buttons"):
                     yield Button("Connect", variant="primary", id="connect", compact=True)
@@ -127,8 +122,8 @@ class SetupScreen(TfaScreen):
             self.notify("Key copied (if your terminal allows clipboard access).")
 
     @on(Input.Changed, "#code")
-    def _auto_connect(self, event: Input.Changed) -> None:
-        if len(event.value.replace(" ", "")) == 6:
+    def _auto_connect(self) -> None:
+        if self.query_one("#code", CodeInput).complete:
             self.connect()
 
     @on(Input.Submitted, "#code")
@@ -138,10 +133,10 @@ class SetupScreen(TfaScreen):
 
     @work(exclusive=True, exit_on_error=False, group="setup")
     async def connect(self) -> None:
-        field = self.query_one("#code", Input)
-        code = field.value.replace(" ", "")
+        field = self.query_one("#code", CodeInput)
+        code = field.digits
         error = self.query_one("#error", Static)
-        if len(code) != 6:
+        if not field.complete:
             error.update("The code has 6 digits.")
             error.remove_class("hidden")
             return
