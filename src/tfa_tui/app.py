@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
 from typing import Any
 
 from textual import work
@@ -48,10 +50,20 @@ class TfaApp(App[None]):
     def on_mount(self) -> None:
         from tfa_tui.screens.sign_in import SignInScreen
 
+        self._exit_on_hangup()
+
         self.push_screen(SignInScreen())
         remembered = None if self.demo else self.store.load(self.api.base_url)
         if remembered is not None:
             self.resume(*remembered)
+
+    def _exit_on_hangup(self) -> None:
+        """A dropped SSH connection (SIGHUP) or SIGTERM ends the app normally, so the demo's
+        throw-away database is removed and a real terminal is restored."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            for signum in (signal.SIGHUP, signal.SIGTERM):
+                loop.add_signal_handler(signum, self.exit)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_demo":
