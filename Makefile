@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo server-demo test lint format screenshots clean
+.PHONY: demo server-demo test stress lint format screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,16 @@ format: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# The reliability tests with large counts; rewrites docs/reliability.md from what they record.
+stress: $(STAMP)
+	rm -f .stress/figures.jsonl
+	TFA_STRESS=1 TFA_FIGURES=.stress/figures.jsonl $(BIN)/python -m pytest tests/reliability -p no:cacheprovider
+	$(BIN)/python -m tests.reliability.report .stress/figures.jsonl docs/reliability.md
+
 # Every screen as SVG at 100x30, from a fixed clock, secret and port (tests/tui/scenes.py).
 screenshots: $(STAMP)
 	rm -f screenshots/*.svg
 	$(BIN)/python -m tests.tui.scenes screenshots 100 30
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .stress build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
