@@ -631,6 +631,21 @@ class TestHistory:
         bad = await client.get("/api/v1/me/history?success=maybe", headers=auth)
         assert_error(bad, 400, "invalid_request")
 
+    async def test_before_takes_every_value_the_document_allows(
+        self, server: RunningServer, client: httpx.AsyncClient
+    ) -> None:
+        """Found by schemathesis: 19-digit values up to the documented maximum were refused."""
+        await server.add_user("alice")
+        auth = bearer((await login(client, "alice"))["token"])
+        for before in (2**62 - 1, 2**62):
+            page = await client.get(f"/api/v1/me/history?before={before}", headers=auth)
+            assert page.status_code == 200, page.text
+            assert len(page.json()["items"]) == 1
+        too_big = await client.get(f"/api/v1/me/history?before={2**62 + 1}", headers=auth)
+        assert_error(too_big, 400, "invalid_request")
+        huge = await client.get(f"/api/v1/me/history?before={'9' * 5000}", headers=auth)
+        assert_error(huge, 400, "invalid_request")
+
     async def test_limit_and_keyset_paging(
         self, server: RunningServer, client: httpx.AsyncClient
     ) -> None:

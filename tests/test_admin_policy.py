@@ -168,7 +168,7 @@ class TestPolicy:
             {"force_2fa": "yes", "grace_period_days": 0},
             {"force_2fa": 1, "grace_period_days": 0},
             {"force_2fa": True, "grace_period_days": "7"},
-            {"force_2fa": True, "grace_period_days": 7.0},
+            {"force_2fa": True, "grace_period_days": 7.5},
             {"force_2fa": True, "grace_period_days": True},
             {"force_2fa": True, "grace_period_days": None},
             {"force_2fa": True},

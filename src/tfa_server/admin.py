@@ -36,7 +36,7 @@ class Actor:
 
 def valid_username(username: str) -> str:
     name = canonical_username(username)
-    if not USERNAME.fullmatch(name):
+    if not (username.isascii() and USERNAME.fullmatch(name)):
         raise InvalidRequest(
             "Usernames are 1 to 64 characters: letters, digits, '.', '_' and '-',"
             " starting with a letter or digit."

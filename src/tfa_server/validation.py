@@ -10,6 +10,7 @@ from typing import Any
 from tfa_server.errors import InvalidRequest
 
 _JSON_TYPES: dict[type, str] = {str: "string", bool: "boolean", int: "integer"}
+_IN_WORDS: dict[type, str] = {str: "a string", bool: "true or false", int: "a whole number"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,11 +22,16 @@ class Field:
     minimum: int | None = None
     maximum: int | None = None
     description: str = ""
+    min_length: int = 0
+    pattern: str | None = None  # documented only; the handler explains a mismatch in words
 
     def check(self, value: Any) -> Any:
+        # JSON Schema counts 7.0 as an integer, and the OpenAPI document promises that schema.
+        if self.kind is int and type(value) is float and value.is_integer():
+            value = int(value)
         # bool is a subclass of int in Python; JSON keeps them apart, so must we.
         if type(value) is not self.kind:
-            raise InvalidRequest(f"'{self.name}' must be a {_JSON_TYPES[self.kind]}.")
+            raise InvalidRequest(f"'{self.name}' must be {_IN_WORDS[self.kind]}.")
         if isinstance(value, str) and len(value) > self.max_length:
             raise InvalidRequest(f"'{self.name}' is longer than {self.max_length} characters.")
         if isinstance(value, int) and not isinstance(value, bool):
@@ -39,6 +45,10 @@ class Field:
         schema: dict[str, Any] = {"type": _JSON_TYPES[self.kind]}
         if self.kind is str:
             schema["maxLength"] = self.max_length
+            if self.min_length:
+                schema["minLength"] = self.min_length
+            if self.pattern:
+                schema["pattern"] = self.pattern
         if self.minimum is not None:
             schema["minimum"] = self.minimum
         if self.maximum is not None:
@@ -101,9 +111,11 @@ class QueryParam:
                 return raw == "true"
             raise InvalidRequest(f"'{self.name}' must be true or false.")
         if self.kind is int:
-            if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+            if not (raw.isascii() and raw.isdigit()):
                 raise InvalidRequest(f"'{self.name}' must be a whole number.")
-            return Field(self.name, int, minimum=self.minimum, maximum=self.maximum).check(int(raw))
+            # Longer than any allowed value: out of range, without converting 5,000 digits.
+            value = int(raw) if len(raw) <= 30 else 10**30
+            return Field(self.name, int, minimum=self.minimum, maximum=self.maximum).check(value)
         return Field(self.name, str, max_length=256).check(raw)
 
     def openapi(self) -> dict[str, Any]:
