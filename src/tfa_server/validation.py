@@ -13,6 +13,14 @@ _JSON_TYPES: dict[type, str] = {str: "string", bool: "boolean", int: "integer"}
 _IN_WORDS: dict[type, str] = {str: "a string", bool: "true or false", int: "a whole number"}
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Field:
     name: str
@@ -32,6 +40,9 @@ class Field:
         # bool is a subclass of int in Python; JSON keeps them apart, so must we.
         if type(value) is not self.kind:
             raise InvalidRequest(f"'{self.name}' must be {_IN_WORDS[self.kind]}.")
+        if isinstance(value, str) and not _encodable(value):
+            # JSON's \ud800 escapes decode to lone surrogates, which no hash or store takes.
+            raise InvalidRequest(f"'{self.name}' is not valid Unicode text.")
         if isinstance(value, str) and len(value) > self.max_length:
             raise InvalidRequest(f"'{self.name}' is longer than {self.max_length} characters.")
         if isinstance(value, int) and not isinstance(value, bool):

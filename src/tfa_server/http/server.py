@@ -34,6 +34,7 @@ _PROTOCOL_ERRORS = {
     431: ("request_header_fields_too_large", "The request line and headers are too large."),
     501: ("not_implemented", "This transfer encoding is not supported."),
 }
+_HTTP_MAJOR = b"1."  # HTTP/1.x only; a later 1.x minor version is served as 1.1 (RFC 9112 2.6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +296,10 @@ class HttpServer:
         if received - len(conn.trailing_data[0]) > limits.max_head_bytes:
             raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
         ex.method = event.method.decode("ascii")
+        if not event.http_version.startswith(_HTTP_MAJOR):  # h11 takes any digit.digit
+            raise _Reject(
+                505, "http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are supported."
+            )
         raw_path, _, raw_query = event.target.decode("ascii").partition("?")
         ex.path = raw_path
         try:
@@ -309,7 +314,13 @@ class HttpServer:
             name, value = raw_name.decode("ascii"), raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
 
-        # h11 has validated the framing headers; chunked wins over Content-Length.
+        # h11 has validated the framing headers and lets chunked win over Content-Length; but a
+        # request with both is how requests are smuggled past a proxy that picks the other one,
+        # so refuse it (RFC 9112 6.3 allows that, and demands a close at least).
+        if "transfer-encoding" in headers and "content-length" in headers:
+            raise _Reject(
+                400, "invalid_request", "Send Content-Length or Transfer-Encoding, not both."
+            )
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         length = 0 if chunked else int(headers.get("content-length", "0"))
         too_large = f"The request body exceeds {limits.max_body_bytes} bytes."
