@@ -113,9 +113,7 @@ def test_every_operation_keeps_its_contract(case: Any, world: ServerThread) -> N
     world.clock.advance(16 * 60)
     world.run(Admin(server.core).set_policy(Actor("test", None), False, 0))
     # Negative data includes other methods on the same path (405 expected): same token kind.
-    auth = next(
-        route.auth for route in server.app.api.routes if route.path == case.operation.path
-    )
+    auth = next(route.auth for route in server.app.api.routes if route.path == case.operation.path)
     token = token_for(world, auth)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = case.call_and_validate(headers=headers)
