@@ -186,9 +186,14 @@ class SignIn:
             await self._refuse_if_throttled(user, user.username, origin, "second_factor", method)
             attempt_at = now
             core.addresses.fail(origin.ip, attempt_at)
-            outcome = await core.db.run(
-                lambda conn: self._try_code(conn, user, challenge, code, method, origin)
-            )
+            try:
+                outcome = await core.db.run(
+                    lambda conn: self._try_code(conn, user, challenge, code, method, origin)
+                )
+            except BaseException:
+                # Storage failed (a 503): nothing was checked, so it is no failed guess.
+                core.addresses.forgive(origin.ip, attempt_at)
+                raise
             if isinstance(outcome, SignedIn):
                 core.addresses.forgive(origin.ip, attempt_at)
                 return outcome
@@ -317,7 +322,11 @@ class SignIn:
                     )
                     return verdict, None
 
-            verdict, result = await core.db.run(_attempt)
+            try:
+                verdict, result = await core.db.run(_attempt)
+            except BaseException:
+                core.addresses.forgive(origin.ip, attempt_at)  # nothing checked: no guess
+                raise
             if verdict is not Verdict.WRONG:
                 core.addresses.forgive(origin.ip, attempt_at)
             if verdict is Verdict.ACCEPTED:

@@ -286,12 +286,6 @@ async def test_refused_sign_ins_do_not_lock_out_the_address(full: Full) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="auth.py counts the address failure before the code check's transaction and only"
-    " withdraws it on an answer, so each 503 counts as a failed guess (fix outside this"
-    " helper's files: forgive the failure when the transaction raises)",
-)
 async def test_refused_codes_do_not_lock_out_the_address(full: Full) -> None:
     """The same for the code step: refusals are not wrong codes."""
     for challenge in full.challenges[1:]:
