@@ -28,7 +28,7 @@ from ..conftest import PASSWORD, FakeClock, RunningServer, start_server
 from .figures import record, scaled
 
 T = TypeVar("T")
-EXAMPLES = scaled(6, 150)
+EXAMPLES = scaled(6, 60)
 
 
 class ServerThread:
