@@ -105,14 +105,10 @@ class DemoServer:
         url = f"http://127.0.0.1:{self._app.port}"
         admin = Admin(core)
         actor = Actor("cli:demo", None)
-        await asyncio.gather(
-            *(
-                admin.create_user(
-                    actor, account.username, account.password, account.username == "admin"
-                )
-                for account in self.accounts.accounts
+        for account in self.accounts.accounts:  # one by one: the audit log keeps this order
+            await admin.create_user(
+                actor, account.username, account.password, account.username == "admin"
             )
-        )
         await self._seed_alice(url)
         return url
 
