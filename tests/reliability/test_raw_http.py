@@ -16,7 +16,6 @@ import socket
 import struct
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +24,11 @@ import pytest
 from tfa_server.http.server import HttpLimits
 
 from ..conftest import PASSWORD, RunningServer, login, start_server
+from ..test_http_transport import Conn, Raw
 from .figures import record, scaled
 
 GROUP = "Raw HTTP abuse"
 TIMEOUT = 10.0  # generous per read: the machine is shared, the server's own limits are shorter
-
-
-@dataclass
-class Raw:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @contextlib.asynccontextmanager
