@@ -103,6 +103,25 @@ class TestDocument:
             if response.status_code >= 400:
                 assert response.json()["error"] not in ("not_found", "method_not_allowed")
 
+    def test_every_link_leads_to_a_real_parameter_of_a_real_operation(
+        self, server: RunningServer
+    ) -> None:
+        documented = operations(server.contract.document).values()
+        by_id = {operation["operationId"]: operation for operation in documented}
+        links = [
+            link
+            for operation in documented
+            for response in operation["responses"].values()
+            for link in response.get("links", {}).values()
+        ]
+        assert len(links) >= 10
+        for link in links:
+            target = by_id[link["operationId"]]
+            names = {param["name"] for param in target.get("parameters", [])}
+            for name, expression in link["parameters"].items():
+                assert name.removeprefix("query.") in names, (link, name)
+                assert expression.startswith(("$response.body#/", "$request.query.")), expression
+
     def test_every_schema_reference_resolves(self, server: RunningServer) -> None:
         document = server.contract.document
         text = repr(document)

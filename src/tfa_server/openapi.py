@@ -194,6 +194,43 @@ SCHEMAS: JsonObject = {
 }
 
 
+def _link(operation_id: str, description: str, **parameters: str) -> JsonObject:
+    return {"operationId": operation_id, "description": description, "parameters": parameters}
+
+
+def _next_page(operation_id: str, *carried: str) -> JsonObject:
+    """Paging on: the same query as this request, with `before` from this page."""
+    carry = {name: f"$request.query.{name}" for name in carried}
+    return _link(
+        operation_id, "The next, older page", before="$response.body#/next_before", **carry
+    )
+
+
+def _user_actions(pointer: str) -> JsonObject:
+    """What an administrator can do next to the account this response names."""
+    return {
+        "ResetUser2fa": _link("resetUser2fa", "Remove its 2FA", username=pointer),
+        "UnlockUser": _link("unlockUser", "Clear its throttling", username=pointer),
+        "UserHistory": _link("getAdminHistory", "Its login events", **{"query.username": pointer}),
+    }
+
+
+# operationId -> links of its success response: how a client gets from one call to the next
+# (and what schemathesis follows in its stateful phase).
+LINKS: dict[str, JsonObject] = {
+    "createUser": _user_actions("$response.body#/username"),
+    "listUsers": _user_actions("$response.body#/items/0/username"),
+    "resetUser2fa": _user_actions("$response.body#/username"),
+    "unlockUser": _user_actions("$response.body#/username"),
+    "listSessions": {
+        "RevokeSession": _link("revokeSession", "End that session", id="$response.body#/items/0/id")
+    },
+    "getHistory": {"NextPage": _next_page("getHistory", "success", "limit")},
+    "getAdminHistory": {"NextPage": _next_page("getAdminHistory", "username", "success", "limit")},
+    "getAudit": {"NextPage": _next_page("getAudit", "limit")},
+}
+
+
 def _json(schema: JsonObject) -> JsonObject:
     return {"content": {"application/json": {"schema": schema}}}
 
@@ -204,6 +241,8 @@ def _operation(route: Route) -> JsonObject:
         responses[str(route.status)] = {"description": "Done; no body"}
     else:
         responses[str(route.status)] = {"description": "Success", **_json(_ref(route.response))}
+    if route.operation_id in LINKS:
+        responses[str(route.status)]["links"] = LINKS[route.operation_id]
     for status in route.errors:
         responses[str(status)] = {"description": _STATUS_TEXT[status], **_json(_ref("Error"))}
     responses["default"] = {

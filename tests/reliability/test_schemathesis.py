@@ -2,9 +2,9 @@
 
 Valid and invalid data (positive and negative generation). Each case gets the kind of token
 its operation asks for, freshly made, so a case that logs out or revokes does not spoil the
-next. No response may be a 5xx or break the schema it documents. The document declares no
-OpenAPI links, so there is no stateful phase; the flows between operations are covered by the
-flow tests.
+next. No response may be a 5xx or break the schema it documents. Then the stateful phase:
+sequences that follow the document's links (a created account to its reset, unlock and history;
+a session list to a revocation; a page to the next one).
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import hypothesis
 import pyotp
 import pytest
 import schemathesis
 from schemathesis import GenerationMode
+from schemathesis.core.transport import Response
+from schemathesis.generation.case import Case
+from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 
 from tfa_server.admin import Actor, Admin
 
@@ -29,6 +33,7 @@ from .figures import record, scaled
 
 T = TypeVar("T")
 EXAMPLES = scaled(6, 60)
+SCENARIOS = scaled(10, 150)
 FIXED = (
     "'before' with 19 digits (up to the documented 2^62) was refused → accepted; whole numbers"
     " written 7.0 were refused though JSON Schema calls them integers → accepted; the username"
@@ -48,6 +53,8 @@ class ServerThread:
         self.server: RunningServer = self.run(start_server(Path(self.folder.name), self.clock))
         self.cases = 0
         self.statuses: dict[int, int] = {}
+        self.steps = 0
+        self.followed: dict[str, int] = {}
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=60)
@@ -75,14 +82,24 @@ def world() -> Iterator[ServerThread]:
         assert http.post("/api/v1/me/totp/confirm", headers=auth, json={"code": code}).is_success
     yield running
     running.stop()
-    record(
-        "Outside tools",
-        "schemathesis 4.32.5: every operation of /api/v1/openapi.json, positive and negative"
-        f" data, fresh tokens per case (statuses seen: {dict(sorted(running.statuses.items()))})",
-        running.cases,
-        "no 5xx, every response matched its documented schema, status and content type",
-        fixed=FIXED,
-    )
+    statuses = dict(sorted(running.statuses.items()))
+    if running.cases:
+        record(
+            "Outside tools",
+            "schemathesis 4.32.5: every operation of /api/v1/openapi.json, positive and negative"
+            f" data, fresh tokens per case (statuses seen: {statuses})",
+            running.cases,
+            "no 5xx, every response matched its documented schema, status and content type",
+            fixed=FIXED,
+        )
+    if running.steps:
+        record(
+            "Outside tools",
+            "schemathesis stateful phase: sequences of calls following the document's OpenAPI"
+            f" links (links followed: {dict(sorted(running.followed.items()))})",
+            running.steps,
+            "no 5xx, every response matched its documented schema, status and content type",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -111,18 +128,58 @@ def token_for(world: ServerThread, auth: str) -> str | None:
         return str(answer.json()["token"])
 
 
+def fresh_start(world: ServerThread) -> None:
+    """Wrong passwords and codes from earlier cases must not lock the fixture accounts or the
+    address, and a case may have forced 2FA: start each case from a clean state."""
+    world.clock.advance(16 * 60)
+    world.run(Admin(world.server.core).set_policy(Actor("test", None), False, 0))
+
+
+def headers_for(world: ServerThread, case: Case) -> dict[str, str]:
+    # Negative data includes other methods on the same path (405 expected): same token kind.
+    routes = world.server.app.api.routes
+    auth = next(route.auth for route in routes if route.path == case.operation.path)
+    token = token_for(world, auth)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 @schema.parametrize()
 def test_every_operation_keeps_its_contract(case: Any, world: ServerThread) -> None:
-    server = world.server
-    # Wrong passwords and codes from earlier cases must not lock the fixture accounts or the
-    # address, and a case may have forced 2FA: start each case from a clean state.
-    world.clock.advance(16 * 60)
-    world.run(Admin(server.core).set_policy(Actor("test", None), False, 0))
-    # Negative data includes other methods on the same path (405 expected): same token kind.
-    auth = next(route.auth for route in server.app.api.routes if route.path == case.operation.path)
-    token = token_for(world, auth)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = case.call_and_validate(headers=headers)
+    fresh_start(world)
+    response = case.call_and_validate(headers=headers_for(world, case))
     world.cases += 1
     world.statuses[response.status_code] = world.statuses.get(response.status_code, 0) + 1
     assert response.status_code < 500
+
+
+def test_sequences_along_the_links_keep_the_contract(api_schema: Any, world: ServerThread) -> None:
+    class Workflow(api_schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            fresh_start(world)
+
+        def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+            return {"headers": headers_for(world, case)}
+
+        def step(self, input: StepInput) -> StepOutput:
+            if input.transition is not None and input.applied_parameters:
+                # "GET /api/v1/me/history -> [200] NextPage -> GET ..." -> "getHistory NextPage"
+                source, name, _ = input.transition.id.split(" -> ")
+                link = f"{source.removeprefix('GET ').replace('/api/v1', '')} {name.split()[-1]}"
+                world.followed[link] = world.followed.get(link, 0) + 1
+            return super().step(input)
+
+        def after_call(self, response: Response, case: Case) -> None:
+            world.steps += 1
+            assert response.status_code < 500, (case.operation.label, response.content)
+
+    Workflow.run(
+        settings=hypothesis.settings(
+            max_examples=SCENARIOS,
+            stateful_step_count=6,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
+    assert world.steps > 0
