@@ -646,6 +646,17 @@ class TestHistory:
         huge = await client.get(f"/api/v1/me/history?before={'9' * 5000}", headers=auth)
         assert_error(huge, 400, "invalid_request")
 
+    async def test_an_empty_number_or_flag_is_refused_not_ignored(
+        self, server: RunningServer, client: httpx.AsyncClient
+    ) -> None:
+        """Found by schemathesis: `?before=` was read as "no before" though "" is no integer."""
+        await server.add_user("alice")
+        auth = bearer((await login(client, "alice"))["token"])
+        for query in ("before=", "limit=", "success=", "limit=5&before="):
+            answer = await client.get(f"/api/v1/me/history?{query}", headers=auth)
+            assert_error(answer, 400, "invalid_request")
+            assert answer.json()["message"].split("'")[1] in query
+
     async def test_limit_and_keyset_paging(
         self, server: RunningServer, client: httpx.AsyncClient
     ) -> None:

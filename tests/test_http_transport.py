@@ -289,10 +289,27 @@ async def test_malformed_request_gets_400_and_close(http_server: HttpServer, raw
     await assert_healthy(http_server)
 
 
-async def test_unsupported_transfer_encoding_gets_501(http_server: HttpServer) -> None:
+async def test_unsupported_transfer_coding_before_chunked_gets_501(http_server: HttpServer) -> None:
     async with connect(http_server) as (reader, writer):
-        writer.write(get("/echo", "Transfer-Encoding: gzip\r\n", "POST"))
+        writer.write(get("/echo", "Transfer-Encoding: gzip, chunked\r\n", "POST"))
         await assert_error(reader, 501, "not_implemented")
+
+
+@pytest.mark.parametrize(
+    "codings",
+    ["gzip", "Ib", "chunked, gzip", "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip"],
+)
+async def test_body_without_chunked_last_gets_400_and_close(
+    http_server: HttpServer, codings: str
+) -> None:
+    """RFC 9112 6.3: when chunked is not the final coding the body's length cannot be known, and
+    the server MUST answer 400 and close (found by schemathesis sending `Transfer-Encoding: Ib`)."""
+    header = codings if codings.startswith("Transfer") else f"Transfer-Encoding: {codings}"
+    async with connect(http_server) as (reader, writer):
+        writer.write(get("/echo", f"{header}\r\nContent-Length: 2\r\n", "POST") + b"{}")
+        response = await assert_error(reader, 400, "invalid_request")
+        assert "Transfer-Encoding" in response.json()["message"]
+    await assert_healthy(http_server)
 
 
 # Request body: size and media type

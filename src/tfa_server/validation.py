@@ -115,7 +115,7 @@ class QueryParam:
 
     def parse(self, query: Mapping[str, str]) -> Any:
         raw = query.get(self.name)
-        if raw is None or raw == "":
+        if raw is None or (raw == "" and self.kind is str):  # an empty filter filters nothing
             return None
         if self.kind is bool:
             if raw in ("true", "false"):

@@ -407,6 +407,16 @@ async def test_chunked_bodies_are_read_and_checked(
             501,
             "not_implemented",
         ),
+        (  # chunked not last: the length cannot be known (RFC 9112 6.3)
+            request(
+                "POST",
+                "/api/v1/login",
+                headers="Content-Type: application/json\r\nTransfer-Encoding: Ib\r\n",
+            )
+            + body,
+            400,
+            "invalid_request",
+        ),
     ]
     for raw, status, code in cases:
         await expect(port, raw, status, code)
@@ -416,7 +426,8 @@ async def test_chunked_bodies_are_read_and_checked(
         "Chunked bodies: 7- and 1-byte chunks, extensions, trailers, bad framing",
         4 + len(cases),
         "well-formed ones sign in (200); bad chunk size or framing 400 invalid_request, "
-        "no JSON type 415, gzip 501; each then closed",
+        "no JSON type 415, 'gzip, chunked' 501, a coding other than chunked last 400; each then"
+        " closed",
     )
 
 

@@ -34,6 +34,7 @@ _PROTOCOL_ERRORS = {
     431: ("request_header_fields_too_large", "The request line and headers are too large."),
     501: ("not_implemented", "This transfer encoding is not supported."),
 }
+_UNKNOWN_LENGTH = "The body's length is unknown: Transfer-Encoding must end with chunked."
 _HTTP_MAJOR = b"1."  # HTTP/1.x only; a later 1.x minor version is served as 1.1 (RFC 9112 2.6)
 
 
@@ -69,6 +70,16 @@ class _Exchange:
 @dataclass(slots=True)
 class _ConnState:
     idle: bool = False  # waiting for a next request: shutdown may cancel it without losing work
+
+
+def _final_transfer_coding(head: bytes) -> bytes:
+    """The last coding named by the Transfer-Encoding header lines of a raw request head."""
+    codings = [b""]
+    for line in head.split(b"\r\n\r\n", 1)[0].split(b"\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() == b"transfer-encoding":
+            codings += value.split(b",")
+    return codings[-1].strip().lower()
 
 
 def _media_type(value: str) -> str:
@@ -285,15 +296,22 @@ class HttpServer:
     ) -> Request | None:
         """The next request with its whole body, or None when the client has gone."""
         limits = self._limits
-        received = len(conn.trailing_data[0])
-        while (event := conn.next_event()) is h11.NEED_DATA:
-            data = await reader.read(_READ_SIZE)
-            received += len(data)
-            conn.receive_data(data)
+        head = bytearray(conn.trailing_data[0])  # bounded: h11 refuses an incomplete head > 16 KiB
+        try:
+            while (event := conn.next_event()) is h11.NEED_DATA:
+                data = await reader.read(_READ_SIZE)
+                head += data
+                conn.receive_data(data)
+        except h11.RemoteProtocolError as exc:
+            # h11 answers 501 to every Transfer-Encoding but a lone "chunked". RFC 9112 6.3: when
+            # chunked is not the final coding the body's length is unknowable: 400 and close.
+            if exc.error_status_hint == 501 and _final_transfer_coding(bytes(head)) != b"chunked":
+                raise _Reject(400, "invalid_request", _UNKNOWN_LENGTH) from exc
+            raise
         if not isinstance(event, h11.Request):
             return None  # ConnectionClosed
         # h11 only bounds an *incomplete* head; a single read can hold a complete oversized one.
-        if received - len(conn.trailing_data[0]) > limits.max_head_bytes:
+        if len(head) - len(conn.trailing_data[0]) > limits.max_head_bytes:
             raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
         ex.method = event.method.decode("ascii")
         if not event.http_version.startswith(_HTTP_MAJOR):  # h11 takes any digit.digit
