@@ -428,7 +428,8 @@ async def test_sigkill_during_work_loses_nothing_acknowledged(tmp_path: Path) ->
         " client saw succeed",
         rounds,
         f"{acknowledged:,} acknowledged requests, none lost; integrity_check ok every time;"
-        f" 2FA never half-written; {landed_unseen} unacknowledged changes had landed (allowed)",
+        " 2FA never half-written; requests cut off before their answer that had landed all the"
+        f" same: {landed_unseen} (allowed)",
     )
 
 

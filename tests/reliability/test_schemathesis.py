@@ -203,9 +203,9 @@ def test_sequences_along_the_links_keep_the_contract(api_schema: Any, world: Ser
 
         def step(self, input: StepInput) -> StepOutput:
             if input.transition is not None and input.applied_parameters:
-                # "GET /api/v1/me/history -> [200] NextPage -> GET ..." -> "getHistory NextPage"
+                # "GET /api/v1/me/history -> [200] NextPage -> ..." to "GET /me/history: NextPage"
                 source, name, _ = input.transition.id.split(" -> ")
-                link = f"{source.removeprefix('GET ').replace('/api/v1', '')} {name.split()[-1]}"
+                link = f"{source.replace('/api/v1', '')}: {name.split()[-1]}"
                 world.followed[link] = world.followed.get(link, 0) + 1
             return super().step(input)
 
