@@ -28,6 +28,11 @@ class TfaApp(App[None]):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("f2", "toggle_demo", "DEMO codes", id="demo"),
+        # Textual's Tab is a screen binding, reached only after the focused field has had the
+        # key; keys typed in one burst (a password manager's auto-type) would land in the old
+        # field. As a priority binding, focus moves before the next key is delivered.
+        Binding("tab", "focus_next", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", show=False, priority=True),
     ]
     COMMANDS = App.COMMANDS | {TfaCommands}
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import pyotp
 import pytest
 from keyring.backends import fail
+from textual import events
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Input, TabbedContent
@@ -79,6 +80,21 @@ async def test_sign_in_without_2fa_opens_security_with_connect_focused(
         assert isinstance(app.screen, HomeScreen)
         assert "not connected" in shown(app, "#status")
         assert focused_id(app) == "connect"
+
+
+async def test_typed_in_one_burst_as_a_password_manager_does_it_signs_in(
+    server: RunningServer,
+) -> None:
+    """Auto-type sends "name<Tab>password<Enter>" in one write. Tab was only a screen binding, so
+    it bubbled up from the username field after the password's keys had been queued there."""
+    await server.add_user("bob")
+    async with running_app(server) as (app, pilot):
+        burst = [*"bob", "\t", *PASSWORD, "\r"]
+        named = {"\t": "tab", "\r": "enter", " ": "space"}
+        for character in burst:
+            app.post_message(events.Key(named.get(character, character), character))
+        await settle(app, pilot)
+        assert isinstance(app.screen, HomeScreen)
 
 
 async def test_wrong_password_is_explained_and_clears_the_password(server: RunningServer) -> None:
