@@ -9,10 +9,14 @@ import re
 import sqlite3
 import stat
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+import pytest
+
+from tfa_server.config import SessionRules
 
 from .conftest import (
     PASSWORD,
@@ -23,6 +27,7 @@ from .conftest import (
     enable_totp,
     login,
     sign_in_with_totp,
+    start_server,
     totp_code,
 )
 
@@ -57,6 +62,10 @@ def wrong_code(secret: str, clock: FakeClock) -> str:
 def query_db(server: RunningServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     with contextlib.closing(sqlite3.connect(server.settings.db_path)) as conn:
         return conn.execute(sql, args).fetchall()
+
+
+def count_rows(server: RunningServer, sql: str) -> int:
+    return int(query_db(server, sql)[0][0])
 
 
 async def me(client: httpx.AsyncClient, token: str) -> dict[str, Any]:
@@ -714,6 +723,124 @@ class TestHistory:
         ):
             assert_error(await history(client, token, **params), 400, "invalid_request")
         assert (await history(client, token, limit=200)).status_code == 200
+
+
+@pytest.mark.finding("F06")
+class TestSetupNeedsThePasswordOnAnOldSession:
+    """A stolen session token alone must not connect the thief's authenticator."""
+
+    async def test_a_fresh_sign_in_needs_no_password(
+        self, server: RunningServer, client: httpx.AsyncClient
+    ) -> None:
+        await server.add_user("alice")
+        token = (await login(client, "alice"))["token"]
+        server.clock.advance(SessionRules().fresh_sign_in)
+        response = await client.post("/api/v1/me/totp/setup", headers=bearer(token))
+        assert response.status_code == 200, response.text
+
+    async def test_an_older_session_must_send_the_password(
+        self, server: RunningServer, client: httpx.AsyncClient
+    ) -> None:
+        await server.add_user("alice")
+        token = (await login(client, "alice"))["token"]
+        server.clock.advance(SessionRules().fresh_sign_in + 1)
+        for body in (None, {}):
+            response = await client.post("/api/v1/me/totp/setup", headers=bearer(token), json=body)
+            assert_error(response, 403, "password_required")
+            assert "password" in response.json()["message"]
+        wrong = await client.post(
+            "/api/v1/me/totp/setup", headers=bearer(token), json={"password": "not it at all"}
+        )
+        assert_error(wrong, 401, "invalid_credentials")
+        assert not query_db(server, "SELECT * FROM pending_totp_secrets")
+        right = await client.post(
+            "/api/v1/me/totp/setup", headers=bearer(token), json={"password": PASSWORD}
+        )
+        assert right.status_code == 200, right.text
+        events = [
+            (item["event"], item["success"], item["reason"])
+            for item in (await history(client, token)).json()["items"]
+        ]
+        assert ("reauthentication", False, "bad_password") in events
+
+    async def test_wrong_passwords_count_against_the_account(
+        self, server: RunningServer, client: httpx.AsyncClient
+    ) -> None:
+        await server.add_user("alice")
+        token = (await login(client, "alice"))["token"]
+        server.clock.advance(SessionRules().fresh_sign_in + 1)
+        for _ in range(5):
+            wrong = await client.post(
+                "/api/v1/me/totp/setup", headers=bearer(token), json={"password": "nope nope"}
+            )
+            assert_error(wrong, 401, "invalid_credentials")
+        locked = await client.post(
+            "/api/v1/me/totp/setup", headers=bearer(token), json={"password": PASSWORD}
+        )
+        assert_error(locked, 429, "too_many_attempts")
+        assert_error(
+            await client.post("/api/v1/login", json={"username": "alice", "password": PASSWORD}),
+            429,
+            "too_many_attempts",
+        )
+
+
+@pytest.mark.finding("F07")
+class TestSessionCap:
+    async def test_the_oldest_session_ends_beyond_the_cap_and_says_so(self, tmp_path: Path) -> None:
+        running = await start_server(tmp_path, sessions=SessionRules(max_per_user=3))
+        try:
+            await running.add_user("alice")
+            async with running.client() as client:
+                tokens = [(await login(client, "alice"))["token"] for _ in range(5)]
+                for token in tokens[:2]:
+                    assert_error(
+                        await client.get("/api/v1/me", headers=bearer(token)), 401, "unauthorized"
+                    )
+                newest = tokens[-1]
+                listed = (await client.get("/api/v1/me/sessions", headers=bearer(newest))).json()
+                assert len(listed["items"]) == 3
+                items = (await history(client, newest)).json()["items"]
+                limited = [
+                    item
+                    for item in items
+                    if (item["event"], item["reason"])
+                    == (
+                        "session_revoked",
+                        "session_limit",
+                    )
+                ]
+                assert len(limited) == 2
+        finally:
+            await running.app.stop()
+
+    async def test_open_challenges_are_capped_too(self, tmp_path: Path) -> None:
+        running = await start_server(tmp_path, sessions=SessionRules(max_per_user=2))
+        try:
+            await running.add_user("alice")
+            async with running.client() as client:
+                token = (await login(client, "alice"))["token"]
+                secret, _ = await enable_totp(client, token, running.clock)
+                challenges = [(await login(client, "alice"))["token"] for _ in range(3)]
+                code = totp_code(secret, running.clock)
+                oldest = await client.post(
+                    "/api/v1/login/totp", headers=bearer(challenges[0]), json={"code": code}
+                )
+                assert_error(oldest, 401, "challenge_expired")
+                newest = await client.post(
+                    "/api/v1/login/totp", headers=bearer(challenges[2]), json={"code": code}
+                )
+                assert newest.status_code == 200, newest.text
+                assert (
+                    count_rows(
+                        running,
+                        "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL"
+                        " AND kind = 'challenge'",
+                    )
+                    <= 2
+                )
+        finally:
+            await running.app.stop()
 
 
 class TestSessions:

@@ -21,6 +21,7 @@ from .conftest import (
 )
 
 DAY = 86_400.0
+HISTORY = "/api/v1/me/history"
 CLIENT = "tfa-tests/1.0"
 
 
@@ -33,9 +34,16 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert response.json()["error"] == code
 
 
-async def admin_token(server: RunningServer, client: httpx.AsyncClient) -> str:
+async def admin_token(
+    server: RunningServer, client: httpx.AsyncClient, *, with_2fa: bool = False
+) -> str:
+    """An administrator's session; with 2FA (the clock then moves 30 s) it keeps working
+    after 2FA is forced, as a session of an administrator without 2FA does not."""
     await server.add_user("root", admin=True)
-    return (await login(client, "root"))["token"]  # type: ignore[no-any-return]
+    token: str = (await login(client, "root"))["token"]
+    if with_2fa:
+        await enable_totp(client, token, server.clock)
+    return token
 
 
 async def put_policy(
@@ -253,10 +261,11 @@ class TestForcedEnrollment:
         assert plain["user"]["enrollment_deadline"] == iso(START + 30)  # enable_totp moved 30 s
         assert plain["user"]["policy"] == {"force_2fa": True, "grace_period_days": 0}
         assert (await login(client, "secure"))["status"] == "totp_required"
-        # Sessions from before the switch keep full access.
-        for token in (before, secure, root):
-            response = await client.get("/api/v1/me/history", headers=bearer(token))
-            assert response.status_code == 200
+        # A session with 2FA behind it keeps full access; one without is held to the setup.
+        response = await client.get("/api/v1/me/history", headers=bearer(secure))
+        assert response.status_code == 200
+        held = await client.get("/api/v1/me/history", headers=bearer(before))
+        assert_error(held, 403, "enrollment_required")
         assert (await sign_in_with_totp(client, "secure", secret, server.clock))["status"] == (
             "authenticated"
         )
@@ -284,7 +293,7 @@ class TestForcedEnrollment:
     async def test_switching_force_off_ends_enrollment(
         self, server: RunningServer, client: httpx.AsyncClient
     ) -> None:
-        root = await admin_token(server, client)
+        root = await admin_token(server, client, with_2fa=True)
         await server.add_user("alice")
         await put_policy(client, root, force=True, grace=0)
         assert (await login(client, "alice"))["status"] == "enrollment_required"
@@ -294,11 +303,66 @@ class TestForcedEnrollment:
         assert result["user"]["enrollment_deadline"] is None
 
 
+@pytest.mark.finding("F05")
+class TestExistingSessionsUnderForce:
+    async def test_sessions_without_2fa_are_restricted_once_the_grace_is_over(
+        self, server: RunningServer, client: httpx.AsyncClient
+    ) -> None:
+        """Administrators included: a session from before the switch can only set up 2FA,
+        read /me and sign out; confirming the setup gives it full access again."""
+        root = await admin_token(server, client)
+        await server.add_user("plain")
+        await put_policy(client, root, force=True, grace=1)
+        server.clock.advance(DAY - 600)  # signed in on the last day of the grace period
+        root = (await login(client, "root"))["token"]
+        plain = (await login(client, "plain"))["token"]
+        for token in (plain, root):
+            assert (await client.get(HISTORY, headers=bearer(token))).status_code == 200
+        server.clock.advance(600)
+        for token in (plain, root):
+            for method, path in (("GET", HISTORY), ("GET", "/api/v1/me/sessions")):
+                assert_error(
+                    await client.request(method, path, headers=bearer(token)),
+                    403,
+                    "enrollment_required",
+                )
+            assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 200
+        assert_error(
+            await client.get("/api/v1/admin/policy", headers=bearer(root)),
+            403,
+            "enrollment_required",
+        )
+        setup = await client.post(
+            "/api/v1/me/totp/setup", headers=bearer(plain), json={"password": PASSWORD}
+        )
+        assert setup.status_code == 200, setup.text
+        code = totp_code(setup.json()["secret"], server.clock)
+        confirm = await client.post(
+            "/api/v1/me/totp/confirm", headers=bearer(plain), json={"code": code}
+        )
+        assert confirm.status_code == 200, confirm.text
+        assert (await client.get(HISTORY, headers=bearer(plain))).status_code == 200
+        events = [
+            (item["event"], item["reason"])
+            for item in (await client.get(HISTORY, headers=bearer(plain))).json()["items"]
+        ]
+        assert ("session_restricted", "policy_requires_2fa") in events
+        assert (await client.post("/api/v1/logout", headers=bearer(root))).status_code == 204
+
+    async def test_sessions_with_2fa_keep_full_access(
+        self, server: RunningServer, client: httpx.AsyncClient
+    ) -> None:
+        root = await admin_token(server, client, with_2fa=True)
+        await put_policy(client, root, force=True, grace=0)
+        server.clock.advance(60)
+        assert (await client.get("/api/v1/admin/policy", headers=bearer(root))).status_code == 200
+
+
 class TestForcedDisconnect:
     async def _forced_user_with_two_sessions(
         self, server: RunningServer, client: httpx.AsyncClient
     ) -> tuple[str, list[str], str]:
-        root = await admin_token(server, client)
+        root = await admin_token(server, client, with_2fa=True)
         await server.add_user("alice")
         first = (await login(client, "alice"))["token"]
         secret, _ = await enable_totp(client, first, server.clock)
@@ -520,7 +584,7 @@ class TestReset2fa:
     async def test_removes_2fa_and_ends_sessions(
         self, server: RunningServer, client: httpx.AsyncClient
     ) -> None:
-        root = await admin_token(server, client)
+        root = await admin_token(server, client, with_2fa=True)
         await server.add_user("alice")
         first = (await login(client, "alice"))["token"]
         secret, _ = await enable_totp(client, first, server.clock)

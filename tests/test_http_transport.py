@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tfa_server.http.forwarded import TrustedProxies, parse_networks
 from tfa_server.http.messages import Handler, Request, Response
 from tfa_server.http.server import HttpLimits, HttpServer
 
@@ -93,8 +94,13 @@ Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @contextlib.asynccontextmanager
-async def connect(http_server: HttpServer) -> AsyncIterator[Conn]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", http_server.port)
+async def connect(
+    http_server: HttpServer, *, source: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+) -> AsyncIterator[Conn]:
+    """A connection from ``source`` (any 127.x.y.z is a distinct loopback client on Linux)."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", http_server.port, local_addr=(source, 0), ssl=tls
+    )
     try:
         yield reader, writer
     finally:
@@ -456,6 +462,65 @@ async def test_connections_beyond_the_limit_get_503(start: Start) -> None:
             pytest.fail("a freed connection slot was never reused")
 
 
+PER_ADDRESS = HttpLimits(
+    max_connections=10, max_connections_per_address=3, request_timeout=5, keepalive_timeout=5
+)
+
+
+async def assert_served(
+    http_server: HttpServer, *, source: str, tls: ssl.SSLContext | None = None, tries: int = 1
+) -> None:
+    """A new connection from ``source`` gets 200, within ``tries`` attempts 20 ms apart (the
+    server notices a client's close asynchronously)."""
+    for _ in range(tries):
+        async with connect(http_server, source=source, tls=tls) as (reader, writer):
+            writer.write(get())
+            response = await read_response(reader)
+        if response.status == 200:
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail(f"{source} got {response.status}, not 200")
+
+
+async def assert_refused(
+    http_server: HttpServer, *, source: str, tls: ssl.SSLContext | None = None
+) -> None:
+    async with connect(http_server, source=source, tls=tls) as (reader, writer):
+        writer.write(get())  # a complete request: without a limit it would be served
+        await assert_error(reader, 503, "service_unavailable")
+
+
+@pytest.mark.finding("F09")
+async def test_one_address_cannot_take_more_than_its_share_of_connections(start: Start) -> None:
+    http_server = await start(limits=PER_ADDRESS)
+    async with contextlib.AsyncExitStack() as stack:
+        held = [await stack.enter_async_context(connect(http_server)) for _ in range(3)]
+        for _, writer in held:  # partial requests: a slowloris keeps its slots this way
+            writer.write(b"GET /echo HTTP/1.1\r\nHost: t\r\n")
+        await assert_refused(http_server, source="127.0.0.1")
+        await assert_served(http_server, source="127.0.0.2")  # other addresses are untouched
+        await assert_refused(http_server, source="127.0.0.1")  # refusals hold no slot
+        held[0][1].close()
+        await assert_served(http_server, source="127.0.0.1", tries=50)
+
+
+@pytest.mark.finding("F09")
+async def test_refusals_are_bounded_too(start: Start) -> None:
+    """Each 503 holds a socket while the server lingers; past max_connections of them at once
+    a refused connection is just closed, so refusing cannot exhaust the server either."""
+    limits = HttpLimits(max_connections=2, max_connections_per_address=1, keepalive_timeout=5)
+    http_server = await start(limits=limits)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(connect(http_server))  # the address's one slot
+        for _ in range(limits.max_connections):  # refused, and kept open: the server lingers
+            reader, _ = await stack.enter_async_context(connect(http_server))
+            assert (await read_response(reader)).status == 503
+        reader, _ = await stack.enter_async_context(connect(http_server))
+        with contextlib.suppress(ConnectionResetError):
+            await assert_closed(reader)  # no bytes at all
+        await assert_served(http_server, source="127.0.0.2")
+
+
 # Handler failures
 
 
@@ -683,3 +748,76 @@ async def test_tls_when_an_ssl_context_is_given(start: Start, tmp_path: Path) ->
         first, second = await client.get("/echo?n=1"), await client.post("/echo", json={"a": 1})
     assert first.json()["query"] == {"n": "1"}
     assert second.json()["body"] == '{"a":1}'
+
+
+def client_hello(client_context: ssl.SSLContext) -> bytes:
+    """The first flight of a real TLS client: a ClientHello for 127.0.0.1."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+async def half_handshakes(
+    stack: contextlib.AsyncExitStack, http_server: HttpServer, hello: bytes, count: int
+) -> list[Conn]:
+    """TCP connections from 127.0.0.1 that send half a ClientHello and never finish it."""
+    conns = [await stack.enter_async_context(connect(http_server)) for _ in range(count)]
+    for _, writer in conns:
+        writer.write(hello[: len(hello) // 2])
+    return conns
+
+
+@pytest.mark.finding("F09")
+async def test_unfinished_tls_handshakes_count_against_the_address_limit(
+    start: Start, tmp_path: Path
+) -> None:
+    server_context, client_context = tls_contexts(tmp_path)
+    http_server = await start(limits=PER_ADDRESS, ssl_context=server_context)
+    hello = client_hello(client_context)
+    async with contextlib.AsyncExitStack() as stack:
+        held = await half_handshakes(stack, http_server, hello, 3)
+        await assert_refused(http_server, source="127.0.0.1", tls=client_context)
+        await assert_served(http_server, source="127.0.0.2", tls=client_context)
+        held[0][1].close()
+        await assert_served(http_server, source="127.0.0.1", tls=client_context, tries=50)
+
+
+@pytest.mark.finding("F09")
+async def test_unfinished_tls_handshakes_count_against_the_cap_until_the_request_timeout(
+    start: Start, tmp_path: Path
+) -> None:
+    server_context, client_context = tls_contexts(tmp_path)
+    limits = HttpLimits(max_connections=3, request_timeout=1.0, keepalive_timeout=5)
+    http_server = await start(limits=limits, ssl_context=server_context)
+    hello = client_hello(client_context)
+    async with contextlib.AsyncExitStack() as stack:
+        held = await half_handshakes(stack, http_server, hello, 3)
+        sent = time.monotonic()
+        await assert_refused(http_server, source="127.0.0.2", tls=client_context)
+        for reader, _ in held:  # the request timeout bounds the handshake
+            with contextlib.suppress(ConnectionResetError):
+                await assert_closed(reader)
+        assert time.monotonic() - sent < limits.request_timeout + 1.5
+        await assert_served(http_server, source="127.0.0.2", tls=client_context, tries=50)
+
+
+# Behind a reverse proxy
+
+
+@pytest.mark.finding("F10")
+async def test_a_trusted_proxy_forwards_its_clients_addresses_and_has_no_address_limit(
+    start: Start,
+) -> None:
+    """The proxy's connections carry many clients: only the global cap applies to them."""
+    proxies = TrustedProxies(parse_networks("127.0.0.1"))
+    http_server = await start(limits=PER_ADDRESS, proxies=proxies)
+    async with contextlib.AsyncExitStack() as stack:
+        for n in range(PER_ADDRESS.max_connections_per_address + 2):
+            reader, writer = await stack.enter_async_context(connect(http_server))
+            writer.write(get(extra=f"X-Forwarded-For: 198.51.100.66, 203.0.113.{n}\r\n"))
+            assert (await read_response(reader)).json()["peer"] == f"203.0.113.{n}"
+        async with connect(http_server, source="127.0.0.2") as (reader, writer):
+            writer.write(get(extra="X-Forwarded-For: 203.0.113.99\r\n"))  # not a trusted peer
+            assert (await read_response(reader)).json()["peer"] == "127.0.0.2"

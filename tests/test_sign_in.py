@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +15,7 @@ import httpx
 import pytest
 
 from tfa_server.clock import rfc3339
-from tfa_server.config import ThrottleRules, TotpRules
+from tfa_server.config import PasswordHashing, ThrottleRules, TotpRules
 from tfa_server.totp import code_at, matching_step
 
 from .conftest import (
@@ -24,6 +26,7 @@ from .conftest import (
     enable_totp,
     gather,
     login,
+    sign_in_with_totp,
     start_server,
     totp_code,
 )
@@ -146,10 +149,23 @@ class TestPasswordStep:
         signed = await submit(client, LOGIN_TOTP, token, totp_code(secret, server.clock))
         assert signed.status_code == 200
         me = await client.get(ME, headers=bearer(signed.json()["token"]))
-        assert set(body["user"]) == set(me.json())
-        assert body["user"]["username"] == "carol"
-        assert body["user"]["totp_enabled"] is True
         assert signed.json()["user"] == me.json()
+        assert me.json()["totp_enabled"] is True
+
+    @pytest.mark.finding("F04")
+    async def test_the_password_alone_reveals_nothing_but_the_username(
+        self, server: RunningServer, client: httpx.AsyncClient
+    ) -> None:
+        """Last sign-in, role, codes left and failures come only after the second factor."""
+        await server.add_user("carol", admin=True)
+        token = (await login(client, "carol"))["token"]
+        secret, _ = await enable_totp(client, token, server.clock)
+        await sign_in_with_totp(client, "carol", secret, server.clock)
+        await client.post(LOGIN, json={"username": "carol", "password": "wrong password"})
+        body = await login(client, "carol")
+        assert body["status"] == "totp_required"
+        assert body["user"] == {"username": "carol"}
+        assert set(body) == {"status", "token", "expires_at", "user"}
 
     async def test_unknown_user_and_wrong_password_look_the_same(
         self, server: RunningServer, client: httpx.AsyncClient
@@ -301,6 +317,32 @@ class TestTotpStep:
         server.clock.advance(30)
         fresh = await submit(client, LOGIN_TOTP, token, totp_code(secret, server.clock))
         assert fresh.status_code == 200
+
+    @pytest.mark.finding("F14")
+    async def test_the_code_that_confirmed_the_setup_cannot_sign_in(
+        self, server: RunningServer, client: httpx.AsyncClient
+    ) -> None:
+        """RFC 6238 5.2 from the first code on: confirming spends its step like a sign-in."""
+        await server.add_user("iris")
+        token = (await login(client, "iris"))["token"]
+        setup = await client.post("/api/v1/me/totp/setup", headers=bearer(token))
+        secret = setup.json()["secret"]
+        code = totp_code(secret, server.clock)
+        confirm = await client.post(
+            "/api/v1/me/totp/confirm", headers=bearer(token), json={"code": code}
+        )
+        assert confirm.status_code == 200, confirm.text
+        challenge_token = await challenge(client, "iris")
+        for offset in (0, -1):
+            reused = await submit(
+                client, LOGIN_TOTP, challenge_token, totp_code(secret, server.clock, offset)
+            )
+            assert reused.status_code == 401, offset
+            assert error(reused) == "code_reused", offset
+        ahead = await submit(
+            client, LOGIN_TOTP, challenge_token, totp_code(secret, server.clock, 1)
+        )
+        assert ahead.status_code == 200, ahead.text
 
     async def test_code_older_than_the_last_accepted_is_reused(
         self, server: RunningServer, client: httpx.AsyncClient
@@ -475,6 +517,59 @@ class TestRaces:
 
 
 # Logout
+
+
+@pytest.mark.finding("F02")
+async def test_a_hash_on_old_settings_is_replaced_at_the_next_right_password(
+    tmp_path: Path,
+) -> None:
+    """An account hashed with other Argon2 settings (older defaults, another command) costs
+    what the current settings say once its owner signs in; a wrong password changes nothing."""
+    old = PasswordHashing(memory_kib=2048, time_cost=1, parallelism=1)
+    new = PasswordHashing(memory_kib=4096, time_cost=2, parallelism=1)
+    first = await start_server(tmp_path, passwords=old)
+    await first.add_user("alice")
+    await first.app.stop()
+    running = await start_server(tmp_path, passwords=new)
+    try:
+
+        def stored() -> str:
+            with contextlib.closing(sqlite3.connect(running.settings.db_path)) as conn:
+                return str(conn.execute("SELECT password_hash FROM users").fetchone()[0])
+
+        assert "m=2048,t=1,p=1" in stored()
+        async with running.client() as client:
+            wrong = await client.post(LOGIN, json={"username": "alice", "password": "wrong!!!!"})
+            assert wrong.status_code == 401
+            assert "m=2048,t=1,p=1" in stored()
+            assert (await login(client, "alice"))["status"] == "authenticated"
+            assert "m=4096,t=2,p=1" in stored()
+            assert (await login(client, "alice"))["status"] == "authenticated"
+    finally:
+        await running.app.stop()
+
+
+@pytest.mark.finding("F15")
+@pytest.mark.parametrize("scheme", ["Basic", "Token", "Bearer:", "Digest", "BearerX"])
+async def test_only_the_bearer_scheme_carries_a_token(
+    server: RunningServer, client: httpx.AsyncClient, scheme: str
+) -> None:
+    """A valid token under another scheme is no token: sessions and challenges alike."""
+    secret, _, full = await two_factor_user(server, client, "otto")
+    assert (await client.get("/api/v1/me", headers=bearer(full))).status_code == 200
+    response = await client.get("/api/v1/me", headers={"Authorization": f"{scheme} {full}"})
+    assert response.status_code == 401
+    assert error(response) == "unauthorized"
+    token = await challenge(client, "otto")
+    wrong_scheme = await client.post(
+        LOGIN_TOTP,
+        headers={"Authorization": f"{scheme} {token}"},
+        json={"code": totp_code(secret, server.clock)},
+    )
+    assert wrong_scheme.status_code == 401
+    assert error(wrong_scheme) == "unauthorized"
+    lower = await client.get("/api/v1/me", headers={"Authorization": f"bearer {full}"})
+    assert lower.status_code == 200  # RFC 9110 11.1: the scheme is case-insensitive
 
 
 async def test_logout_revokes_the_token_and_is_recorded(

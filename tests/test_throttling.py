@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import sqlite3
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tfa_server import cli
 from tfa_server.clock import rfc3339
 from tfa_server.config import PasswordHashing, ThrottleRules
 from tfa_server.throttle import AddressThrottle, NameThrottle, ThrottleState, after_failure
@@ -24,6 +29,7 @@ from .conftest import (
     RunningServer,
     bearer,
     enable_totp,
+    gather,
     login,
     start_server,
     totp_code,
@@ -138,7 +144,7 @@ class TestAccountLock:
         token = (await login(client, "alice"))["token"]
         history = await client.get("/api/v1/me/history", headers=bearer(token))
         throttled = [item for item in history.json()["items"] if item["reason"] == "throttled"]
-        assert len(throttled) == 2
+        assert [item["count"] for item in throttled] == [2]  # counted, not written twice
         for item in throttled:
             assert (item["event"], item["success"], item["method"]) == (
                 "password",
@@ -269,12 +275,65 @@ async def test_unknown_names_lock_exactly_like_real_ones(
     admin = await client.get(
         "/api/v1/admin/history", params={"username": "ghost"}, headers=bearer(root)
     )
-    reasons = [(item["reason"], item["known_user"]) for item in admin.json()["items"]]
-    assert reasons.count(("throttled", False)) == 2
-    assert reasons.count(("unknown_user", False)) == 6
+    items = admin.json()["items"]
+    throttled = [item["count"] for item in items if item["reason"] == "throttled"]
+    assert sum(throttled) == 2  # both refusals fall in one minute: one row counts them
+    assert not any(item["known_user"] for item in items)
+    assert [item["reason"] for item in items].count("unknown_user") == 6
+
+
+@pytest.mark.finding("F03")
+async def test_known_and_unknown_names_forget_failures_alike(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """Four failures on each name; alice signs in some time that day; a day later a fifth
+    failure locks neither. With a count that never decays for unknown names, `ghost` would
+    lock and `alice` (whose sign-in reset hers) would not: waiting would tell them apart."""
+    await server.add_user("alice")
+    for name in ("alice", "ghost"):
+        await fail(client, name, 4)
+    server.clock.advance(3600)
+    await login(client, "alice")
+    server.clock.advance(RULES.failure_memory - 3600)
+    outcomes = {}
+    for name in ("alice", "ghost"):
+        await fail(client, name, 1)
+        outcomes[name] = [(r.status_code, r.json()) for r in [await attempt(client, name)]]
+    assert outcomes["alice"] == outcomes["ghost"] == [(401, outcomes["alice"][0][1])]
+    assert outcomes["alice"][0][1]["error"] == "invalid_credentials"
 
 
 # Per client address
+
+
+def history_rows(server: RunningServer) -> list[tuple[str, str | None, int]]:
+    with contextlib.closing(sqlite3.connect(server.settings.db_path)) as conn:
+        rows = conn.execute("SELECT username, reason, count FROM login_history ORDER BY id")
+        return [(str(name), reason, int(count)) for name, reason, count in rows]
+
+
+@pytest.mark.finding("F08")
+async def test_a_flood_of_refusals_writes_a_bounded_history(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """Once the address is throttled, each further refusal is counted into one row per
+    account (or one for all unknown names) and minute: 400 refusals, four rows."""
+    await server.add_user("alice")
+    for index in range(RULES.ip_max_failures):
+        assert (await attempt(client, f"probe{index}")).status_code == 401
+    before = len(history_rows(server))
+    for minute in range(2):
+        names = [f"spray{minute}-{index}" for index in range(100)] + ["alice"] * 100
+        answers = []
+        for start in range(0, len(names), 20):  # in parallel, below the per-address cap
+            answers += await gather(*(attempt(client, name) for name in names[start : start + 20]))
+        assert {answer.status_code for answer in answers} == {429}
+        server.clock.advance(60)
+    added = history_rows(server)[before:]
+    assert len(added) == 4, added
+    assert sorted(added) == sorted(
+        [("(unknown names)", "throttled", 100), ("alice", "throttled", 100)] * 2
+    )
 
 
 async def test_address_limit_spans_accounts_and_slides(
@@ -356,13 +415,40 @@ async def test_admin_unlock_clears_the_lock_and_is_audited(
 TIMING_HASHING = PasswordHashing(memory_kib=8 * 1024, time_cost=1, parallelism=1)
 
 
-async def test_unknown_user_takes_as_long_as_a_wrong_password(tmp_path: Path) -> None:
+def add_user_on_the_console(server: RunningServer, name: str) -> None:
+    """`tfa-server user add NAME --password-stdin`, with the hashing settings `serve` has, in
+    the environment as an operator would set them."""
+    hashing = server.settings.passwords
+    env = {
+        "TFA_ARGON2_MEMORY_KIB": str(hashing.memory_kib),
+        "TFA_ARGON2_TIME_COST": str(hashing.time_cost),
+        "TFA_ARGON2_PARALLELISM": str(hashing.parallelism),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        patch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+        db = str(server.settings.db_path)
+        assert cli.main(["user", "add", name, "--password-stdin", "--db", db]) == 0
+
+
+@pytest.mark.parametrize(
+    "created_by",
+    ["api", pytest.param("console", marks=pytest.mark.finding("F02"))],
+)
+async def test_unknown_user_takes_as_long_as_a_wrong_password(
+    tmp_path: Path, created_by: str
+) -> None:
     """The server verifies a dummy hash for unknown names. Limits are raised so every attempt
-    reaches the hash; the two kinds are interleaved so drift hits both alike."""
+    reaches the hash; the two kinds are interleaved so drift hits both alike. Non-default
+    settings, so an account hashed on the console with the defaults would stand out."""
     rules = ThrottleRules(account_free_failures=10_000, ip_max_failures=10_000)
     server = await start_server(tmp_path, passwords=TIMING_HASHING, throttle=rules)
     try:
-        await server.add_user("alice")
+        if created_by == "api":
+            await server.add_user("alice")
+        else:
+            await asyncio.to_thread(add_user_on_the_console, server, "alice")
         client = server.client()
         known: list[float] = []
         unknown: list[float] = []
@@ -401,11 +487,22 @@ class TestAfterFailure:
         assert state.failures == 12
 
     def test_lock_runs_from_the_latest_failure(self) -> None:
-        state = ThrottleState(failures=5, locked_until=1030.0)
+        state = ThrottleState(failures=5, locked_until=1030.0, last_failure_at=1000.0)
         later = after_failure(state, 5000.0, RULES)
-        assert later == ThrottleState(6, 5060.0)
+        assert later == ThrottleState(6, 5060.0, 5000.0)
         assert later.retry_after(5060.0) is None
         assert later.retry_after(5059.5) == 0.5
+
+    @pytest.mark.finding("F03")
+    def test_a_quiet_day_forgets_the_failures(self) -> None:
+        state = ThrottleState()
+        for _ in range(4):
+            state = after_failure(state, 1000.0, RULES)
+        day = RULES.failure_memory
+        assert state.current_failures(1000.0 + day - 1, RULES) == 4
+        assert state.current_failures(1000.0 + day, RULES) == 0
+        assert after_failure(state, 1000.0 + day - 1, RULES).retry_after(1000.0 + day - 1) == 30
+        assert after_failure(state, 1000.0 + day, RULES) == ThrottleState(1, None, 1000.0 + day)
 
     @given(
         free=st.integers(1, 10),

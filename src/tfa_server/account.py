@@ -8,7 +8,14 @@ from typing import Any
 from tfa_server import totp, views
 from tfa_server.auth import SignIn, history_event
 from tfa_server.core import Core, Origin
-from tfa_server.errors import Conflict, InvalidCode, NotFound, PolicyRequires2fa, Unauthorized
+from tfa_server.errors import (
+    Conflict,
+    InvalidCode,
+    NotFound,
+    PasswordRequired,
+    PolicyRequires2fa,
+    Unauthorized,
+)
 from tfa_server.second_factor import Method, new_recovery_codes
 from tfa_server.storage import history, policy, users
 from tfa_server.storage import second_factor as factor_rows
@@ -48,10 +55,24 @@ class Account:
 
         return await self.core.db.run(_view)
 
-    async def totp_setup(self, session: Session) -> JsonObject:
-        """A new pending secret; it replaces any earlier pending one and is not active yet."""
+    async def totp_setup(
+        self, session: Session, password: str | None, origin: Origin
+    ) -> JsonObject:
+        """A new pending secret; it replaces any earlier pending one and is not active yet.
+
+        Whoever connects an authenticator controls the account from then on, so a session
+        that signed in more than a few minutes ago must show the password again.
+        """
         core = self.core
         rules = core.settings.totp
+        fresh = core.now() - session.created_at <= core.settings.sessions.fresh_sign_in
+        if password is None and not fresh:
+            raise PasswordRequired(
+                "Enter your password to connect an authenticator app: this session signed in"
+                " more than a few minutes ago."
+            )
+        if password is not None:
+            await self.sign_in.confirm_password(session.user_id, password, origin)
         secret = totp.new_secret(rules)
 
         def _store(conn: sqlite3.Connection) -> User:

@@ -74,6 +74,9 @@ class Admin:
         )
         audit.record(conn, entry, self.core.now())
 
+    def _view(self, user: User) -> JsonObject:
+        return views.admin_user(user, self.core.now(), self.core.settings.throttle)
+
     async def get_policy(self) -> JsonObject:
         return views.policy_view(await self.core.db.run(policy.load))
 
@@ -104,8 +107,7 @@ class Admin:
 
     async def list_users(self) -> JsonObject:
         found = await self.core.db.run(users.all_users)
-        now = self.core.now()
-        return {"items": [views.admin_user(user, now) for user in found]}
+        return {"items": [self._view(user) for user in found]}
 
     async def create_user(
         self, actor: Actor, username: str, password: str, is_admin: bool
@@ -126,7 +128,7 @@ class Admin:
                 assert created is not None
                 return created
 
-        return views.admin_user(await self.core.db.run(_create), self.core.now())
+        return self._view(await self.core.db.run(_create))
 
     async def reset_2fa(self, actor: Actor, username: str) -> JsonObject:
         """Remove the user's 2FA and end their sessions, for a person who lost their phone."""
@@ -154,7 +156,7 @@ class Admin:
                 assert fresh is not None
                 return fresh
 
-        return views.admin_user(await self.core.db.run(_reset), self.core.now())
+        return self._view(await self.core.db.run(_reset))
 
     async def unlock(self, actor: Actor, username: str) -> JsonObject:
         def _unlock(conn: sqlite3.Connection) -> User:
@@ -172,7 +174,7 @@ class Admin:
                 assert fresh is not None
                 return fresh
 
-        return views.admin_user(await self.core.db.run(_unlock), self.core.now())
+        return self._view(await self.core.db.run(_unlock))
 
     async def history(
         self, username: str | None, success: bool | None, limit: int, before: int | None

@@ -71,6 +71,7 @@ class Route:
 
 CODE = Field("code", str, max_length=64, description="6-digit TOTP code or a recovery code")
 PASSWORD = Field("password", str, max_length=1024)
+OPTIONAL_PASSWORD = Field("password", str, max_length=1024, required=False)
 SUCCESS = QueryParam("success", bool, description="Only successful (true) or failed (false).")
 LIMIT = QueryParam("limit", int, 1, 200, "Page size, 1 to 200 (default 50).")
 BEFORE = QueryParam("before", int, 1, 2**62, "Return entries older than this id (keyset paging).")
@@ -143,11 +144,18 @@ class Api:
         return session, user
 
     async def _signed_in(self, result: SignedIn) -> JsonObject:
+        # Before the second factor the answer holds what the code screen needs and no more:
+        # the password alone must not reveal the account's last sign-in, role or codes.
+        user = (
+            {"username": result.username}
+            if result.status == "totp_required"
+            else await self.account.user_view(result.user_id, result.session_id)
+        )
         body: JsonObject = {
             "status": result.status,
             "token": result.token,
             "expires_at": rfc3339(result.expires_at),
-            "user": await self.account.user_view(result.user_id, result.session_id),
+            "user": user,
         }
         if result.recovery_codes_left is not None:
             body["recovery_codes_left"] = result.recovery_codes_left
@@ -188,7 +196,9 @@ class Api:
         return await self.account.me(call.own_session)
 
     async def _totp_setup(self, call: Call) -> JsonObject:
-        return await self.account.totp_setup(call.own_session)
+        return await self.account.totp_setup(
+            call.own_session, call.body.get("password"), call.origin
+        )
 
     async def _totp_confirm(self, call: Call) -> JsonObject:
         return await self.account.totp_confirm(call.own_session, call.body["code"], call.origin)
@@ -338,11 +348,16 @@ class Api:
                 "POST",
                 f"{v1}/me/totp/setup",
                 "setupTotp",
-                "Start connecting an authenticator app (pending until confirmed)",
+                "Start connecting an authenticator app (pending until confirmed); the"
+                " password is required (403 password_required) unless this session signed in"
+                " with it in the last few minutes",
                 self._totp_setup,
                 "enrollment",
+                body=Body(
+                    (Field("password", str, max_length=1024, required=False),), optional=True
+                ),
                 response="TotpSetup",
-                errors=(401, 409),
+                errors=(400, 401, 403, 409, 429),
             ),
             Route(
                 "POST",

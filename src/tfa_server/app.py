@@ -15,6 +15,7 @@ from tfa_server.clock import Clock, SystemClock
 from tfa_server.config import Settings
 from tfa_server.core import Core
 from tfa_server.crypto import KeyFileError, ServerKeys, create_key_file, load_key_file
+from tfa_server.http.forwarded import TrustedProxies
 from tfa_server.http.server import HttpLimits, HttpServer
 from tfa_server.passwords import Passwords
 from tfa_server.storage import sessions as session_rows
@@ -72,6 +73,7 @@ class Application:
         *,
         limits: HttpLimits | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         self.core = core
         self.api = Api(core)
@@ -79,6 +81,7 @@ class Application:
             self.api.handle,
             limits or HttpLimits(),
             ssl_context=ssl_context,
+            proxies=proxies,
             access_log=logging.getLogger("tfa_server.access"),
             error_log=log,
         )

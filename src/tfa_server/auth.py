@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -22,7 +23,7 @@ from tfa_server.second_factor import Method, Verdict, check, method_of
 from tfa_server.storage import history, policy, users
 from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import sessions as session_rows
-from tfa_server.storage.database import transaction
+from tfa_server.storage.database import storage_unavailable, transaction
 from tfa_server.storage.history import HistoryEvent
 from tfa_server.storage.sessions import Session
 from tfa_server.storage.users import User
@@ -42,6 +43,7 @@ class SignedIn:
     token: str
     expires_at: float
     user_id: int
+    username: str
     session_id: int
     recovery_codes_left: int | None = None
 
@@ -85,13 +87,24 @@ class SignIn:
         """Refuse before evaluating anything; the refusal itself goes into the history."""
         now = self.core.now()
         state = user.throttle if user else self.core.names.get(name)
+        name_wait = state.retry_after(now)
         waits = [
             wait
-            for wait in (state.retry_after(now), self.core.addresses.retry_after(origin.ip, now))
+            for wait in (name_wait, self.core.addresses.retry_after(origin.ip, now))
             if wait is not None
         ]
         if waits:
-            await self._record(history_event(user, name, origin, event, False, method, "throttled"))
+            # A locked name keeps its own row (few names get locked: each needs failures the
+            # address limit allows); any other unknown name is counted under one shared name.
+            shown = name if user or name_wait is not None else history.UNKNOWN_NAMES
+            entry = history_event(user, shown, origin, event, False, method, "throttled")
+            bucket = self.core.settings.throttle.refusal_bucket
+
+            def _count(conn: sqlite3.Connection) -> None:
+                with transaction(conn):
+                    history.record_refusal(conn, entry, now, bucket)
+
+            await self.core.db.run(_count)
             raise TooManyAttempts(max(waits))
 
     async def _count_failure(self, user: User | None, name: str, entry: HistoryEvent) -> None:
@@ -119,11 +132,32 @@ class SignIn:
         ok = await self.core.passwords.verify(user.password_hash if user else None, password)
         if ok:
             self.core.addresses.forgive(origin.ip, attempt_at)
+            assert user is not None
+            await self._rehash_if_needed(user, password)
             return True
         reason = "bad_password" if user else "unknown_user"
         entry = history_event(user, name, origin, event, False, "password", reason)
-        await self._count_failure(user, name, entry)
+        try:
+            await self._count_failure(user, name, entry)
+        except Exception as exc:
+            if storage_unavailable(exc):  # a 503: nothing recorded, so no guess counted
+                self.core.addresses.forgive(origin.ip, attempt_at)
+            raise
         return False
+
+    async def _rehash_if_needed(self, user: User, password: str) -> None:
+        """A hash made with older or other Argon2 settings is replaced at its next right
+        password, so every account ends up costing what the settings say (and an unknown
+        name, checked against a dummy hash on the current settings, takes as long)."""
+        passwords = self.core.passwords
+        if not passwords.needs_rehash(user.password_hash):
+            return
+        new_hash = await passwords.hash(password)
+
+        def _store(conn: sqlite3.Connection) -> None:
+            users.replace_password_hash(conn, user.id, user.password_hash, new_hash)
+
+        await self.core.db.run(_store)
 
     async def login(self, username: str, password: str, origin: Origin) -> SignedIn:
         name = canonical_username(username)
@@ -159,7 +193,12 @@ class SignIn:
                         now,
                     )
                     return SignedIn(
-                        status, issued.token, issued.expires_at, user_id, issued.session_id
+                        status,
+                        issued.token,
+                        issued.expires_at,
+                        user_id,
+                        fresh.username,
+                        issued.session_id,
                     )
 
             return await core.db.run(_succeed)
@@ -258,6 +297,7 @@ class SignIn:
                     issued.token,
                     issued.expires_at,
                     user.id,
+                    user.username,
                     issued.session_id,
                     left,
                 )
@@ -286,19 +326,7 @@ class SignIn:
         """Password plus a current code before a 2FA change; `then` runs in the same
         transaction that spends the code, so the change and the spend land together."""
         core = self.core
-        user = await core.db.run(lambda conn: users.by_id(conn, user_id))
-        if user is None:
-            raise Unauthorized("This account no longer exists.")
-        async with core.account_locks.hold(user.username):
-            user = await core.db.run(lambda conn: users.by_id(conn, user_id))
-            assert user is not None
-            await self._refuse_if_throttled(
-                user, user.username, origin, "reauthentication", "password"
-            )
-            if not await self._verify_password(
-                user, user.username, password, origin, "reauthentication"
-            ):
-                raise InvalidCredentials("That password is not right.")
+        async with self._password_confirmed(user_id, password, origin) as user:
             method = method_of(code, core)
             attempt_at = core.now()
             core.addresses.fail(origin.ip, attempt_at)
@@ -334,6 +362,33 @@ class SignIn:
             if verdict is Verdict.REUSED:
                 raise CodeReused("That code has already been used. Wait for the next one.")
             raise InvalidCode("That code is not right.")
+
+    @asynccontextmanager
+    async def _password_confirmed(
+        self, user_id: int, password: str, origin: Origin
+    ) -> AsyncIterator[User]:
+        """The signed-in user's password again, under the account's lock (held for whatever
+        the caller checks next); a wrong one counts against the same throttles as signing in."""
+        core = self.core
+        user = await core.db.run(lambda conn: users.by_id(conn, user_id))
+        if user is None:
+            raise Unauthorized("This account no longer exists.")
+        async with core.account_locks.hold(user.username):
+            user = await core.db.run(lambda conn: users.by_id(conn, user_id))
+            assert user is not None
+            await self._refuse_if_throttled(
+                user, user.username, origin, "reauthentication", "password"
+            )
+            if not await self._verify_password(
+                user, user.username, password, origin, "reauthentication"
+            ):
+                raise InvalidCredentials("That password is not right.")
+            yield user
+
+    async def confirm_password(self, user_id: int, password: str, origin: Origin) -> None:
+        """The password alone, for a change an old session must not make by itself."""
+        async with self._password_confirmed(user_id, password, origin):
+            pass
 
     async def logout(self, session: Session, origin: Origin) -> None:
         core = self.core

@@ -36,6 +36,8 @@ from tfa_server.config import (
 )
 from tfa_server.crypto import KeyFileError
 from tfa_server.errors import ApiError
+from tfa_server.http.forwarded import HEADERS, Network, TrustedProxies, parse_networks
+from tfa_server.http.server import HttpLimits
 from tfa_server.storage.schema import SchemaTooNew
 
 T = TypeVar("T")
@@ -82,7 +84,35 @@ def _positive(text: str) -> int:
     return value
 
 
+def _networks(text: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _proxy_header(text: str) -> str:
+    if text.lower() not in HEADERS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(HEADERS)}")
+    return text.lower()
+
+
+def _number_options(
+    parser: argparse.ArgumentParser, numbers: Sequence[tuple[str, str, float, str]]
+) -> None:
+    for flag, env, default, text in numbers:
+        parser.add_argument(
+            flag,
+            type=_positive,
+            default=_env_int(env, int(default)),
+            metavar="N",
+            help=f"{text} (TFA_{env}; default %(default)s)",
+        )
+
+
 def _storage_options(parser: argparse.ArgumentParser) -> None:
+    """Where the data lives, and the hashing settings: every command that opens the database
+    takes them, so a password hashed on the console costs what `serve` expects."""
     parser.add_argument(
         "--db",
         default=_env("DB", _default_db()),
@@ -92,6 +122,15 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
         "--key-file",
         default=_env("KEY_FILE"),
         help="server key file (TFA_KEY_FILE; default: the database path + '.key')",
+    )
+    p_rules = PasswordHashing()
+    _number_options(
+        parser,
+        (
+            ("--argon2-memory-kib", "ARGON2_MEMORY_KIB", p_rules.memory_kib, "Argon2id memory"),
+            ("--argon2-time-cost", "ARGON2_TIME_COST", p_rules.time_cost, "Argon2id passes"),
+            ("--argon2-parallelism", "ARGON2_PARALLELISM", p_rules.parallelism, "Argon2id lanes"),
+        ),
     )
 
 
@@ -129,7 +168,7 @@ def build_parser() -> Parser:
         default=_env("INSECURE_HTTP", "") in ("1", "true", "yes"),
         help="allow plain HTTP on a non-loopback address (TFA_INSECURE_HTTP=1)",
     )
-    s_rules, t_rules, p_rules = SessionRules(), ThrottleRules(), PasswordHashing()
+    s_rules, t_rules = SessionRules(), ThrottleRules()
     numbers = (
         ("--session-lifetime", "SESSION_LIFETIME", s_rules.absolute_lifetime, "seconds"),
         ("--idle-timeout", "IDLE_TIMEOUT", s_rules.idle_timeout, "seconds"),
@@ -139,18 +178,36 @@ def build_parser() -> Parser:
         ("--lock-max-seconds", "LOCK_MAX_SECONDS", t_rules.account_max_lock, "longest lock"),
         ("--challenge-attempts", "CHALLENGE_ATTEMPTS", t_rules.challenge_attempts, "per password"),
         ("--ip-max-failures", "IP_MAX_FAILURES", t_rules.ip_max_failures, "per address, 10 min"),
-        ("--argon2-memory-kib", "ARGON2_MEMORY_KIB", p_rules.memory_kib, "Argon2id memory"),
-        ("--argon2-time-cost", "ARGON2_TIME_COST", p_rules.time_cost, "Argon2id passes"),
-        ("--argon2-parallelism", "ARGON2_PARALLELISM", p_rules.parallelism, "Argon2id lanes"),
+        ("--max-sessions", "MAX_SESSIONS", s_rules.max_per_user, "active sessions per user"),
     )
-    for flag, env, default, text in numbers:
-        serve.add_argument(
-            flag,
-            type=_positive,
-            default=_env_int(env, int(default)),
-            metavar="N",
-            help=f"{text} (TFA_{env}; default %(default)s)",
-        )
+    _number_options(serve, numbers)
+    _number_options(
+        serve,
+        (
+            (
+                "--max-connections-per-address",
+                "MAX_CONNECTIONS_PER_ADDRESS",
+                HttpLimits().max_connections_per_address,
+                "open connections per client address",
+            ),
+        ),
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        type=_networks,
+        default=_env("TRUSTED_PROXY", ""),
+        metavar="ADDR[,ADDR...]",
+        help="reverse proxies (addresses or networks) whose forwarding header names the client"
+        " (TFA_TRUSTED_PROXY; default: none)",
+    )
+    serve.add_argument(
+        "--proxy-header",
+        type=_proxy_header,
+        default=_env("PROXY_HEADER", HEADERS[0]),
+        metavar="HEADER",
+        help="the header the trusted proxies write: x-forwarded-for or forwarded"
+        " (TFA_PROXY_HEADER; default %(default)s)",
+    )
     serve.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", "INFO"),
@@ -208,7 +265,10 @@ def build_parser() -> Parser:
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     db = Path(args.db).expanduser()
     key = Path(args.key_file).expanduser() if args.key_file else default_key_path(db)
-    return Settings(db_path=db, key_path=key, **overrides)
+    hashing = PasswordHashing(
+        args.argon2_memory_kib, args.argon2_time_cost, args.argon2_parallelism
+    )
+    return Settings(db_path=db, key_path=key, passwords=hashing, **overrides)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -358,14 +418,12 @@ def _serve_command(args: argparse.Namespace) -> int:
     settings = _settings(
         args,
         issuer=args.issuer,
-        passwords=PasswordHashing(
-            args.argon2_memory_kib, args.argon2_time_cost, args.argon2_parallelism
-        ),
         sessions=replace(
             SessionRules(),
             absolute_lifetime=float(args.session_lifetime),
             idle_timeout=float(args.idle_timeout),
             challenge_lifetime=float(args.challenge_lifetime),
+            max_per_user=args.max_sessions,
         ),
         throttle=replace(
             ThrottleRules(),
@@ -377,7 +435,12 @@ def _serve_command(args: argparse.Namespace) -> int:
         ),
     )
     _configure_logging(args.log_level)
-    app = Application(open_core(settings), ssl_context=ssl_context)
+    app = Application(
+        open_core(settings),
+        ssl_context=ssl_context,
+        limits=HttpLimits(max_connections_per_address=args.max_connections_per_address),
+        proxies=TrustedProxies(args.trusted_proxy, args.proxy_header),
+    )
     scheme = "https" if ssl_context else "http"
     shown = f"[{args.host}]" if ":" in args.host else args.host
 

@@ -34,6 +34,12 @@ class ThrottleRules:
     challenge_attempts: int = 5
     ip_max_failures: int = 30
     ip_window: float = 10 * 60.0
+    # Failures older than this are forgotten, for real accounts and unknown names alike, so
+    # a count that outlives a day cannot tell the two apart.
+    failure_memory: float = 24 * 3600.0
+    # Refusals while throttled are counted into one history row per address, name and
+    # minute, so a flood writes a bounded amount.
+    refusal_bucket: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,11 @@ class SessionRules:
     absolute_lifetime: float = 12 * 3600.0
     idle_timeout: float = 60 * 60.0
     challenge_lifetime: float = 5 * 60.0
+    # Active sessions (and, separately, open challenges) a user may hold; the oldest goes.
+    max_per_user: int = 50
+    # Connecting an authenticator needs the password again unless the session signed in
+    # with it this recently, so a stolen token cannot enroll the thief's phone.
+    fresh_sign_in: float = 5 * 60.0
     # Writing last-seen on every request would cost a synced write per call; a minute is
     # fine-grained enough for an hour-long idle timeout.
     touch_interval: float = 60.0

@@ -45,6 +45,12 @@ class EnrollmentRequired(ApiError):
     status, code = 403, "enrollment_required"
 
 
+class PasswordRequired(ApiError):
+    """The session signed in too long ago for this: send the password with the request."""
+
+    status, code = 403, "password_required"
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
 

@@ -14,7 +14,8 @@ JsonObject = dict[str, Any]
 _STATUS_TEXT = {
     400: "Invalid request (malformed JSON, missing, unknown or mistyped fields)",
     401: "Not signed in, wrong credentials or code",
-    403: "Not allowed (administrators only, or 2FA enrollment required first)",
+    403: "Not allowed (administrators only, 2FA enrollment required first, or the password"
+    " required again)",
     404: "Not found",
     409: "Conflict with the current state or policy",
     429: "Too many failed attempts; see Retry-After",
@@ -63,20 +64,31 @@ def _history_item(with_username: bool) -> JsonObject:
             "type": "string",
             "description": "password, second_factor, reauthentication, totp_enabled,"
             " totp_disabled, recovery_codes_regenerated, logout, forced_sign_out,"
-            " session_revoked, totp_reset_by_admin",
+            " session_revoked, session_restricted, totp_reset_by_admin",
         },
         "success": {"type": "boolean"},
         "method": _nullable("string", description="password, totp or recovery_code"),
         "reason": _nullable(
             "string",
             description="bad_password, unknown_user, bad_code, code_reused, throttled,"
-            " expired_challenge, enrollment_required, totp_required, policy_requires_2fa",
+            " expired_challenge, enrollment_required, totp_required, policy_requires_2fa,"
+            " session_limit",
         ),
         "ip": {"type": "string"},
         "client": {"type": "string", "description": "The request's User-Agent"},
+        "count": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "How many attempts this row stands for: refusals while throttled are"
+            " counted into one row per address, account and minute",
+        },
     }
     if with_username:
-        properties["username"] = {"type": "string", "description": "Attempted name"}
+        properties["username"] = {
+            "type": "string",
+            "description": "Attempted name; throttled refusals of names that match no account"
+            " share the name '(unknown names)'",
+        }
         properties["known_user"] = {"type": "boolean"}
     return _obj(properties)
 
@@ -122,11 +134,16 @@ SCHEMAS: JsonObject = {
                 "description": "Bearer token (challenge, enrollment or full)",
             },
             "expires_at": TIME,
-            "user": _ref("Me"),
+            "user": {
+                "description": "The signed-in user; before the second factor (totp_required)"
+                " only the username",
+                "oneOf": [_ref("Me"), _ref("Challenged")],
+            },
             "recovery_codes_left": {"type": "integer", "minimum": 0},
         },
         optional=("recovery_codes_left",),
     ),
+    "Challenged": _obj({"username": {"type": "string"}}),
     "TotpSetup": _obj(
         {
             "secret": {"type": "string", "pattern": "^[A-Z2-7]+$"},
@@ -263,7 +280,8 @@ def _operation(route: Route) -> JsonObject:
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:
-        operation["requestBody"] = {"required": True, **_json(route.body.json_schema())}
+        required = not route.body.optional
+        operation["requestBody"] = {"required": required, **_json(route.body.json_schema())}
     if route.auth != "none":
         operation["security"] = [{"bearer": []}]
     return operation

@@ -46,6 +46,13 @@ class Passwords:
         )
         return ok and stored_hash is not None
 
+    def needs_rehash(self, stored_hash: str) -> bool:
+        """True when the hash was made with other parameters than the current ones."""
+        try:
+            return self._hasher.check_needs_rehash(stored_hash)
+        except InvalidHashError:
+            return True
+
     def _verify_sync(self, stored_hash: str, password: str) -> bool:
         try:
             return self._hasher.verify(stored_hash, password)

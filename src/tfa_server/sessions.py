@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tfa_server.core import Core, Origin
 from tfa_server.crypto import new_token, token_digest
 from tfa_server.errors import EnrollmentRequired, Unauthorized
-from tfa_server.storage import history, users
+from tfa_server.storage import history, policy, users
+from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import sessions as rows
+from tfa_server.storage.database import transaction
 from tfa_server.storage.sessions import PreviousLogin, Session, SessionKind
 from tfa_server.storage.users import User
 
@@ -55,7 +57,42 @@ def issue(
         client=origin.client,
         previous=previous,
     )
+    _enforce_cap(conn, core, user, challenges=kind == "challenge", origin=origin)
     return IssuedToken(token, session_id, expires_at)
+
+
+def _enforce_cap(
+    conn: sqlite3.Connection, core: Core, user: User, *, challenges: bool, origin: Origin
+) -> None:
+    """At most `max_per_user` sessions (and as many open challenges): the oldest ends, and a
+    person's ended session is in their history, so nobody wonders where it went."""
+    now = core.now()
+    rules = core.settings.sessions
+    ended = rows.beyond_newest(
+        conn,
+        user.id,
+        challenges=challenges,
+        keep=rules.max_per_user,
+        now=now,
+        idle_timeout=rules.idle_timeout,
+    )
+    for session_id in ended:
+        rows.revoke(conn, session_id, now)
+        if not challenges:
+            history.record(
+                conn,
+                history.HistoryEvent(
+                    user.id,
+                    user.username,
+                    "session_revoked",
+                    True,
+                    None,
+                    "session_limit",
+                    origin.ip,
+                    origin.client,
+                ),
+                now,
+            )
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -86,6 +123,8 @@ async def resolve(
             return None
         if not is_live(session, now, rules.idle_timeout):
             return None
+        if session.kind == "full" and _must_enroll(conn, session.user_id, now):
+            session = _restrict(conn, session, now, origin)
         if now - session.last_seen_at >= rules.touch_interval:
             rows.touch(conn, session.id, now, origin.ip, origin.client)
         return session
@@ -98,6 +137,36 @@ async def resolve(
             "Your administrator requires two-factor authentication: set it up first."
         )
     return session
+
+
+def _must_enroll(conn: sqlite3.Connection, user_id: int, now: float) -> bool:
+    """Forced 2FA, the grace period over, and this user still without it."""
+    deadline = policy.load(conn).enrollment_deadline()
+    return deadline is not None and deadline <= now and not factor_rows.is_enabled(conn, user_id)
+
+
+def _restrict(conn: sqlite3.Connection, session: Session, now: float, origin: Origin) -> Session:
+    """A full session that outlived the grace period becomes an enrollment session, as if it
+    had signed in now: administrators included, nothing but setting up 2FA until it is on."""
+    with transaction(conn):
+        if rows.restrict_to_enrollment(conn, session.id):
+            user = users.by_id(conn, session.user_id)
+            if user is not None:
+                history.record(
+                    conn,
+                    history.HistoryEvent(
+                        user.id,
+                        user.username,
+                        "session_restricted",
+                        True,
+                        None,
+                        "policy_requires_2fa",
+                        origin.ip,
+                        origin.client,
+                    ),
+                    now,
+                )
+    return replace(session, kind="enrollment")
 
 
 async def find_challenge(core: Core, authorization: str | None) -> Session:

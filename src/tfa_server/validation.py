@@ -72,9 +72,12 @@ class Field:
 @dataclass(frozen=True, slots=True)
 class Body:
     fields: tuple[Field, ...]
+    optional: bool = False  # no body at all reads as {}
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         """Malformed JSON, a non-object, unknown, missing or mistyped fields are all 400s."""
+        if self.optional and not raw.strip():
+            raw = b"{}"
         try:
             data = json.loads(raw.decode("utf-8"))
         except RecursionError:

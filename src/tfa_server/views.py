@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tfa_server.clock import rfc3339
+from tfa_server.config import ThrottleRules
 from tfa_server.storage import history, policy
 from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage.sessions import Session
@@ -69,6 +70,7 @@ def history_item(row: sqlite3.Row, *, with_username: bool = False) -> JsonObject
         "reason": row["reason"],
         "ip": row["ip"],
         "client": row["client"],
+        "count": row["count"],
     }
     if with_username:
         item["username"] = row["username"]
@@ -89,7 +91,7 @@ def session_item(session: Session, current_id: int) -> JsonObject:
     }
 
 
-def admin_user(user: User, now: float) -> JsonObject:
+def admin_user(user: User, now: float, rules: ThrottleRules) -> JsonObject:
     locked = user.locked_until if user.locked_until and user.locked_until > now else None
     return {
         "username": user.username,
@@ -98,7 +100,7 @@ def admin_user(user: User, now: float) -> JsonObject:
         "totp_enabled_at": rfc3339(user.totp_enabled_at),
         "created_at": rfc3339(user.created_at),
         "last_login": login_info(user.last_login_at, user.last_login_ip, user.last_login_client),
-        "failed_attempts": user.failed_attempts,
+        "failed_attempts": user.throttle.current_failures(now, rules),
         "locked_until": rfc3339(locked),
     }
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from typing import Any
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from tfa_tui import exit_guard
 from tfa_tui.api.client import TfaClient
-from tfa_tui.api.errors import ApiError, Unauthorized
+from tfa_tui.api.errors import ApiError, EnrollmentRequired, Unauthorized
 from tfa_tui.api.models import Me, SignInResult
 from tfa_tui.commands import TfaCommands
 from tfa_tui.demo import DemoAccounts
+from tfa_tui.plain import visible
 from tfa_tui.session_store import SessionStore
 from tfa_tui.words import describe
 
@@ -63,12 +65,17 @@ class TfaApp(App[None]):
             self.resume(*remembered)
 
     def _exit_on_hangup(self) -> None:
-        """A dropped SSH connection (SIGHUP) or SIGTERM ends the app normally, so the demo's
-        throw-away database is removed and a real terminal is restored."""
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            for signum in (signal.SIGHUP, signal.SIGTERM):
-                loop.add_signal_handler(signum, self.exit)
+        """A dropped SSH connection (SIGHUP), SIGTERM or an interrupt ends the app normally, so
+        a live terminal is restored. The program's exit guard receives the signal on a thread
+        of its own and ends the process anyway if this cannot finish (tfa_tui.exit_guard)."""
+        guard = exit_guard.installed()
+        if guard is not None:  # None: the app runs inside a test, not as the tfa program
+            loop = asyncio.get_running_loop()
+            guard.on_exit_request(lambda: self._exit_from_thread(loop))
+
+    def _exit_from_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the app has ended
+            loop.call_soon_threadsafe(self.exit)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_demo":
@@ -106,9 +113,9 @@ class TfaApp(App[None]):
         from tfa_tui.screens.second_factor import SecondFactorScreen
         from tfa_tui.screens.setup import SetupScreen
 
-        self.username = result.user.username
-        if result.status == "totp_required":
-            self.switch_screen(SecondFactorScreen(result.user.username, remember=remember))
+        self.username = result.username
+        if result.status == "totp_required" or result.user is None:
+            self.switch_screen(SecondFactorScreen(result.username, remember=remember))
             return
         if remember:
             self._remember(result.token)
@@ -116,6 +123,24 @@ class TfaApp(App[None]):
             self.switch_screen(SetupScreen(forced=True))
             return
         self.show_home(result.user)
+
+    def api_failed(self, error: BaseException) -> None:
+        """One place for the failures of every worker on a signed-in screen: an ended session
+        goes back to sign in, one the policy holds goes to the setup, the rest is said."""
+        if isinstance(error, Unauthorized):
+            self.session_ended()
+        elif isinstance(error, EnrollmentRequired):
+            self.enrollment_required()
+        else:
+            self.notify(describe(error), severity="error")
+
+    def enrollment_required(self) -> None:
+        """A session the policy now holds to the setup (2FA forced, the grace period over):
+        straight into the setup, with the usual words, as at sign-in."""
+        from tfa_tui.screens.setup import SetupScreen
+
+        if not isinstance(self.screen, SetupScreen):
+            self.switch_screen(SetupScreen(forced=True))
 
     def _remember(self, token: str) -> None:
         if self.store.save(self.api.base_url, self.username, token):
@@ -128,6 +153,21 @@ class TfaApp(App[None]):
                 severity="warning",
             )
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification is plain text, whatever the caller asks: most quote a username or
+        the server's own words (F01)."""
+        super().notify(
+            visible(message), title=title, severity=severity, timeout=timeout, markup=False
+        )
+
     def show_home(self, me: Me) -> None:
         from tfa_tui.screens.home import HomeScreen
 
@@ -139,6 +179,9 @@ class TfaApp(App[None]):
             me = await self.api.me()
         except Unauthorized:
             self.session_ended()
+            return
+        except EnrollmentRequired:
+            self.enrollment_required()
             return
         except ApiError as exc:
             self.notify(describe(exc), severity="error")

@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from tfa_tui import __version__
-from tfa_tui.api.client import DEFAULT_SERVER, TfaClient, normalise_server_url, url_problem
+from tfa_tui.api.client import (
+    DEFAULT_SERVER,
+    TfaClient,
+    normalise_server_url,
+    sends_in_clear,
+    url_problem,
+)
+from tfa_tui.exit_guard import ExitGuard
 
 PROG = "tfa"
 
@@ -36,29 +43,57 @@ def build_parser() -> Parser:
         action="store_true",
         help="run a throw-away server with demo accounts in this process",
     )
+    parser.add_argument(
+        "--insecure-http",
+        action="store_true",
+        default=os.environ.get("TFA_INSECURE_HTTP", "") in ("1", "true", "yes"),
+        help="allow a plain http:// server on another machine: your password crosses the"
+        " network unencrypted (TFA_INSECURE_HTTP=1)",
+    )
     return parser
+
+
+def server_problem(server: str, *, insecure_http: bool) -> str | None:
+    """Why `tfa` will not use this (normalised) server address, in words; None when it will."""
+    problem = url_problem(server)
+    if problem is None and sends_in_clear(server) and not insecure_http:
+        return (
+            "plain http:// to another machine sends your password unencrypted; use https://"
+            " (or --insecure-http on a network you trust)"
+        )
+    return problem
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     server = normalise_server_url(args.server)
-    problem = url_problem(server)
+    problem = server_problem(server, insecure_http=args.insecure_http)
     if problem is not None:
         print(f"{PROG}: error: --server {args.server!r}: {problem}", file=sys.stderr)
         return 2
     if args.demo:
-        from tfa_tui.demo import DemoServer
-
-        demo = DemoServer()
-        demo.begin()  # the server starts while the UI loads
-        try:
-            from tfa_tui.app import TfaApp
-
-            TfaApp(TfaClient(demo.wait()), demo=demo.accounts).run()
-        finally:
-            demo.stop()
-        return 0
+        return run_demo()
     from tfa_tui.app import TfaApp
 
-    TfaApp(TfaClient(server)).run()
-    return 0
+    with ExitGuard() as guard:
+        TfaApp(TfaClient(server)).run()
+    return guard.finish()
+
+
+def run_demo() -> int:
+    """The app against a throw-away server whose database goes away however the app ends."""
+    from tfa_tui.demo import DemoServer
+
+    with ExitGuard() as guard:  # before the database exists, so a hang-up cannot strand it
+        demo = DemoServer()
+        guard.add_clean_up(demo.discard)
+        try:
+            demo.begin()  # the server starts while the UI loads
+            from tfa_tui.app import TfaApp
+
+            url = demo.wait(give_up=guard.ending)
+            if url is not None:
+                TfaApp(TfaClient(url), demo=demo.accounts).run()
+        finally:
+            demo.stop()
+    return guard.finish()

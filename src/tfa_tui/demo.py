@@ -81,17 +81,29 @@ class DemoServer:
 
     def start(self) -> str:
         self.begin()
-        return self.wait()
+        url = self.wait()
+        assert url is not None  # nothing to give up on
+        return url
 
     def begin(self) -> None:
         """Start in the background, so the caller can load the UI meanwhile."""
         self._thread.start()
         self._starting = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
 
-    def wait(self) -> str:
+    def wait(self, give_up: threading.Event | None = None) -> str | None:
+        """The server's URL once it runs; None if `give_up` is set first (a hang-up while
+        the server starts), so the program need not wait for a server nobody will use."""
         assert self._starting is not None, "begin() first"
-        self.url = self._starting.result(timeout=60)
-        return self.url
+        deadline = time.monotonic() + 60
+        while give_up is None or not give_up.is_set():
+            try:
+                self.url = self._starting.result(timeout=0.05)
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+                continue
+            return self.url
+        return None
 
     async def _start(self) -> str:
         db = self._folder / "demo.db"
@@ -129,11 +141,32 @@ class DemoServer:
         alice.secret = secret
 
     def stop(self) -> None:
-        if self._app is not None:
-            app = self._app
-            asyncio.run_coroutine_threadsafe(app.stop(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self._loop.close()
+        """Stop the server, waiting a bounded time for its thread, and remove the database
+        whatever that thread does."""
+        try:
+            if self._thread.is_alive():
+                if self._starting is not None:
+                    self._starting.cancel()  # stopped while starting: stop seeding too
+                if self._app is not None:
+                    stopping = asyncio.run_coroutine_threadsafe(self._app.stop(), self._loop)
+                    with contextlib.suppress(TimeoutError):
+                        stopping.result(timeout=5)
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(timeout=5)
+            if not self._thread.is_alive():
+                self._loop.close()
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the throw-away database, from any thread, as often as called.
+
+        It never waits for the server's thread, which may be stuck: a hang-up's watchdog calls
+        it just before ending the process. The folder is renamed away first, so that a write in
+        flight cannot create a file in it again between emptying it and removing it.
+        """
+        doomed = self._folder.with_name(self._folder.name + ".removing")
+        with contextlib.suppress(OSError):  # already renamed or gone
+            self._folder.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
         shutil.rmtree(self._folder, ignore_errors=True)

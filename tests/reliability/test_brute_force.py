@@ -37,7 +37,7 @@ from ..conftest import (
     start_server,
     totp_code,
 )
-from .figures import record, scaled
+from .figures import Figures, scaled
 
 GROUP = "Brute force"
 RULES = ThrottleRules()
@@ -131,14 +131,31 @@ def assert_retry_after(responses: Sequence[httpx.Response], longest: float) -> l
 async def history_by(
     server: RunningServer, event: str, where: str = "1", *params: Any
 ) -> list[sqlite3.Row]:
-    sql = "SELECT at, ip, reason, success, username FROM login_history WHERE event = ? AND "
+    sql = "SELECT at, ip, reason, success, username, count FROM login_history WHERE event = ? AND "
     return await query(server, sql + where + " ORDER BY id", event, *params)
+
+
+def weighted(rows: Sequence[sqlite3.Row], column: str) -> Counter[str]:
+    """Attempts by a column's value: a row of refusals while throttled stands for `count`."""
+    counted: Counter[str] = Counter()
+    for row in rows:
+        counted[row[column]] += row["count"]
+    return counted
+
+
+def assert_refusals_counted(rows: Sequence[sqlite3.Row], minutes: int) -> int:
+    """Refusals while throttled take one row per address, name and minute, never more."""
+    refused = [row for row in rows if row["reason"] == "throttled"]
+    keys = Counter((row["ip"], row["username"], int(row["at"] // 60)) for row in refused)
+    assert all(times == 1 for times in keys.values()), keys.most_common(3)
+    assert len(refused) <= minutes * len(ADDRESSES) * max(1, len({r["username"] for r in rows}))
+    return len(refused)
 
 
 # One account, wrong passwords
 
 
-async def test_wrong_passwords_against_one_account(tmp_path: Path) -> None:
+async def test_wrong_passwords_against_one_account(tmp_path: Path, figures: Figures) -> None:
     ticks = scaled(20, 100)
     per_tick = scaled(2, 5)  # per address per tick
     step = 60.0
@@ -163,14 +180,13 @@ async def test_wrong_passwords_against_one_account(tmp_path: Path) -> None:
         waits = assert_retry_after(responses, RULES.account_max_lock)
 
         rows = await history_by(server, "password", "username = 'alice'")
-        assert len(rows) == total
-        reasons = Counter(row["reason"] for row in rows)
-        assert reasons == Counter(
+        assert sum(row["count"] for row in rows) == total
+        assert weighted(rows, "reason") == Counter(
             bad_password=seen[(401, "invalid_credentials")],
             throttled=seen[(429, "too_many_attempts")],
         )
-        by_address = Counter(row["ip"] for row in rows)
-        assert by_address == dict.fromkeys(ADDRESSES, ticks * per_tick)
+        assert weighted(rows, "ip") == dict.fromkeys(ADDRESSES, ticks * per_tick)
+        refusal_rows = assert_refusals_counted(rows, ticks)
         evaluated = [row["at"] for row in rows if row["reason"] == "bad_password"]
         assert_account_schedule(evaluated)
         assert len(evaluated) == account_model(tick_times)
@@ -187,7 +203,7 @@ async def test_wrong_passwords_against_one_account(tmp_path: Path) -> None:
             server.clock.advance(state[0] - server.clock.now())
         assert (await login(attackers[0].client, "alice"))["status"] == "authenticated"
     hours = (tick_times[-1] - start) / 3600
-    record(
+    figures.record(
         GROUP,
         f"{total:,} wrong passwords against one account from {len(ADDRESSES)} addresses"
         f" (127.0.0.2-21), {per_tick * len(ADDRESSES)} every {step:g} s of clock"
@@ -196,7 +212,8 @@ async def test_wrong_passwords_against_one_account(tmp_path: Path) -> None:
         f"{len(evaluated)} evaluated (the history's bad_password rows; the rules allow exactly"
         f" that many in this time: 5, then one per lock of 30 s doubling to 15 min);"
         f" {total - len(evaluated):,} refused with 429 and Retry-After {min(waits)} to"
-        f" {max(waits)} s, each a 'throttled' history row with its source address; the owner"
+        f" {max(waits)} s, counted into {refusal_rows} 'throttled' history rows (one per address"
+        " and minute, with its source address and how many); the owner"
         " signed in once the lock ran out",
     )
 
@@ -211,7 +228,7 @@ def wrong_code(secret: str, clock: FakeClock) -> str:
     return code
 
 
-async def test_wrong_codes_against_one_account(tmp_path: Path) -> None:
+async def test_wrong_codes_against_one_account(tmp_path: Path, figures: Figures) -> None:
     """The attacker knows the password and guesses codes: each address holds a challenge and
     signs in again whenever it ends (five codes, or five minutes)."""
     ticks = scaled(20, 100)
@@ -267,11 +284,13 @@ async def test_wrong_codes_against_one_account(tmp_path: Path) -> None:
         waits = assert_retry_after(responses, RULES.account_max_lock)
 
         rows = await history_by(server, "second_factor", "id > ?", mark)
-        assert len(rows) == total  # every code request, evaluated or refused, is recorded
-        reasons = Counter(row["reason"] for row in rows)
+        # Every code request, evaluated or refused, is recorded (refusals counted per minute).
+        assert sum(row["count"] for row in rows) == total
+        reasons = weighted(rows, "reason")
         assert set(reasons) <= {"bad_code", "throttled", "expired_challenge"}, reasons
         assert reasons["throttled"] == seen[(429, "too_many_attempts")]
-        assert Counter(row["ip"] for row in rows) == dict.fromkeys(ADDRESSES, ticks * per_tick)
+        assert weighted(rows, "ip") == dict.fromkeys(ADDRESSES, ticks * per_tick)
+        assert_refusals_counted(rows, ticks)
         evaluated = [row["at"] for row in rows if row["reason"] == "bad_code"]
         assert_account_schedule(evaluated)
         assert len(evaluated) == account_model(tick_times)
@@ -280,7 +299,7 @@ async def test_wrong_codes_against_one_account(tmp_path: Path) -> None:
                 [r["at"] for r in rows if r["ip"] == address and r["reason"] == "bad_code"]
             )
         password_rows = await history_by(server, "password", "id > ?", mark)
-        assert Counter(row["reason"] for row in password_rows) == {
+        assert weighted(password_rows, "reason") == {
             "totp_required": len(ADDRESSES) + logins[200],
             "throttled": logins[429],
         }
@@ -297,7 +316,7 @@ async def test_wrong_codes_against_one_account(tmp_path: Path) -> None:
         )
         challenges = len(attempts)
     hours = (tick_times[-1] - tick_times[0]) / 3600
-    record(
+    figures.record(
         GROUP,
         f"{total:,} wrong TOTP codes against one account (password known) from"
         f" {len(ADDRESSES)} addresses, {per_tick * len(ADDRESSES)} every {step:g} s of clock"
@@ -315,7 +334,7 @@ async def test_wrong_codes_against_one_account(tmp_path: Path) -> None:
 # Many accounts, wrong passwords
 
 
-async def test_password_spray_across_accounts(tmp_path: Path) -> None:
+async def test_password_spray_across_accounts(tmp_path: Path, figures: Figures) -> None:
     """Each address sprays one wrong password every 15 s (10 s under stress), each at the
     next account: the per-address limit (30 failures per 10 minutes) is what stops it."""
     accounts = scaled(150, 500)  # 150 or more: no account reaches 5 failures in 10 minutes
@@ -356,9 +375,8 @@ async def test_password_spray_across_accounts(tmp_path: Path) -> None:
         waits = assert_retry_after(responses, RULES.ip_window)
 
         rows = await history_by(server, "password")
-        assert len(rows) == total
-        reasons = Counter(row["reason"] for row in rows)
-        assert reasons == Counter(
+        assert sum(row["count"] for row in rows) == total
+        assert weighted(rows, "reason") == Counter(
             bad_password=seen[(401, "invalid_credentials")],
             throttled=seen[(429, "too_many_attempts")],
         )
@@ -379,7 +397,7 @@ async def test_password_spray_across_accounts(tmp_path: Path) -> None:
         minutes = (clock.now() - start) / 60
         ceiling = len(ADDRESSES) * RULES.ip_max_failures * -(-minutes // 10)
         assert evaluated <= ceiling
-    record(
+    figures.record(
         GROUP,
         f"Password spray: {total:,} wrong passwords across {accounts} accounts from"
         f" {len(ADDRESSES)} addresses, each address one every {step:g} s over"
@@ -395,7 +413,9 @@ async def test_password_spray_across_accounts(tmp_path: Path) -> None:
 # Timing: unknown name against wrong password
 
 
-async def test_unknown_user_and_wrong_password_take_the_same_time(tmp_path: Path) -> None:
+async def test_unknown_user_and_wrong_password_take_the_same_time(
+    tmp_path: Path, figures: Figures
+) -> None:
     """Production Argon2 parameters and throttling; the clock jumps past every lock between
     tries, so each try reaches the hash. Tries are interleaved (ABBA) so drift and load from
     other processes hit both kinds alike; medians must be within 10 % of each other. A noisy
@@ -441,7 +461,7 @@ async def test_unknown_user_and_wrong_password_take_the_same_time(tmp_path: Path
             "bad_password": 3 + tries * len(measurements),
             "unknown_user": 3 + tries * len(measurements),
         }
-    record(
+    figures.record(
         GROUP,
         f"Unknown name against wrong password, {tries} tries each interleaved, production"
         " Argon2id (m=19 MiB, t=2, p=1)",

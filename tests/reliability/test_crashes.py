@@ -26,7 +26,7 @@ from tfa_server.crypto import ServerKeys, load_key_file, token_digest
 from tfa_server.recovery import normalize
 
 from ..conftest import FAST_HASHING
-from .figures import record, scaled
+from .figures import Figures, scaled
 from .test_secrets import assert_no_leaks
 
 GROUP = "Crashes and shutdown"
@@ -352,7 +352,9 @@ def check_database(db: Path) -> tuple[str, set[tuple[str, str]]]:
     return integrity, seen
 
 
-async def test_sigkill_during_work_loses_nothing_acknowledged(tmp_path: Path) -> None:
+async def test_sigkill_during_work_loses_nothing_acknowledged(
+    tmp_path: Path, figures: Figures
+) -> None:
     rounds = scaled(3, 20)
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
@@ -421,7 +423,7 @@ async def test_sigkill_during_work_loses_nothing_acknowledged(tmp_path: Path) ->
         log,
         [*passwords.values(), *(secret for client in clients for secret in client.secrets)],
     )
-    record(
+    figures.record(
         GROUP,
         f"SIGKILL at a random moment while {CLIENTS} clients sign in, set up 2FA, spend and"
         " regenerate recovery codes and disconnect; restart and compare with what each"
@@ -454,7 +456,9 @@ async def _read_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     return raw
 
 
-async def test_sigterm_with_requests_in_flight_answers_all(tmp_path: Path) -> None:
+async def test_sigterm_with_requests_in_flight_answers_all(
+    tmp_path: Path, figures: Figures
+) -> None:
     """Sign-ins with the production Argon2id cost take a while: SIGTERM lands mid-way."""
     rounds, in_flight = scaled(1, 5), 20
     password = f"sigterm-{os.urandom(8).hex()}"
@@ -506,7 +510,7 @@ async def test_sigterm_with_requests_in_flight_answers_all(tmp_path: Path) -> No
     assert "Traceback" not in log
     assert log.count("POST /api/v1/login 200") == rounds * in_flight
     assert_no_leaks(db, log, [password, *tokens])
-    record(
+    figures.record(
         GROUP,
         f"SIGTERM with {in_flight} sign-ins (production Argon2id cost) in flight",
         rounds * in_flight,

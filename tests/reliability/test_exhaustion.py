@@ -1,8 +1,11 @@
-"""Resource exhaustion over real sockets: slowloris and a flood of idle connections.
+"""Resource exhaustion over real sockets: slowloris, a flood of idle connections, and one
+address trying to take every connection.
 
-`make test` shrinks the server's limits (request timeout, connection cap) so these take seconds;
+`make test` shrinks the server's limits (request timeout, connection caps) so these take seconds;
 `make stress` (TFA_STRESS=1) uses the real ones: 300 slowloris connections against the 10 s
-request timeout, 600 idle connections against the 512 cap.
+request timeout, 600 idle connections against the 512 cap, 300 from one address against its 64.
+The crowds come from 50 loopback addresses (127.0.0.10 to .59, all local on Linux), as many
+clients would; /healthz probes come from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -19,15 +22,23 @@ import pytest
 from tfa_server.http.server import HttpLimits
 
 from ..conftest import RunningServer, start_server
-from .figures import STRESS, record, scaled
+from .figures import STRESS, Figures, scaled
 from .test_raw_http import Conn, assert_closed, healthz, read_response, request
 
 GROUP = "Resource exhaustion"
 # Bounded runs: the same shape, shorter clocks and a smaller cap.
 SLOW_LIMITS = HttpLimits() if STRESS else HttpLimits(request_timeout=1.0, keepalive_timeout=2.0)
 IDLE_LIMITS = HttpLimits() if STRESS else HttpLimits(keepalive_timeout=2.0, max_connections=24)
+FLOOD_LIMITS = (
+    HttpLimits()
+    if STRESS
+    else HttpLimits(keepalive_timeout=2.0, max_connections=24, max_connections_per_address=8)
+)
 SLOWLORIS = scaled(30, 300)
 IDLE = scaled(36, 600)
+FLOOD = scaled(20, 300)
+CROWD = tuple(f"127.0.0.{n}" for n in range(10, 60))
+ATTACKER = ("127.0.0.2",)
 HEALTHZ_BUDGET = 0.1  # seconds: what a person or a load balancer would notice
 
 
@@ -40,13 +51,19 @@ async def running(folder: Path, limits: HttpLimits) -> AsyncIterator[RunningServ
         await server.app.stop()
 
 
-async def open_many(port: int, count: int) -> list[Conn]:
-    """Opens ``count`` connections, in batches so the listen backlog is never the limit."""
+async def open_many(port: int, count: int, sources: tuple[str, ...] = CROWD) -> list[Conn]:
+    """Opens ``count`` connections from ``sources`` in turn, in batches so the listen backlog is
+    never the limit."""
     conns: list[Conn] = []
     while len(conns) < count:
-        batch = min(50, count - len(conns))
+        batch = range(len(conns), min(len(conns) + 50, count))
         conns += await asyncio.gather(
-            *(asyncio.open_connection("127.0.0.1", port) for _ in range(batch))
+            *(
+                asyncio.open_connection(
+                    "127.0.0.1", port, local_addr=(sources[n % len(sources)], 0)
+                )
+                for n in batch
+            )
         )
     return conns
 
@@ -61,6 +78,7 @@ async def close_all(conns: list[Conn]) -> None:
 
 async def test_slowloris_does_not_starve_others_and_is_cut_at_the_request_timeout(
     tmp_path: Path,
+    figures: Figures,
 ) -> None:
     timeout = SLOW_LIMITS.request_timeout
     assert SLOW_LIMITS.max_connections > SLOWLORIS + 10  # the probes must not meet the cap
@@ -113,7 +131,7 @@ async def test_slowloris_does_not_starve_others_and_is_cut_at_the_request_timeou
     assert median < HEALTHZ_BUDGET, latencies
     assert worst < 10 * HEALTHZ_BUDGET, latencies  # the machine is shared: one slow probe is ok
     within = sum(latency < HEALTHZ_BUDGET for latency in latencies)
-    record(
+    figures.record(
         GROUP,
         f"Slowloris: {SLOWLORIS} connections sending a header one byte per {interval:g} s, "
         f"request timeout {timeout:g} s",
@@ -142,6 +160,7 @@ async def wait_until_served(port: int, deadline: float) -> float:
 
 async def test_idle_connections_beyond_the_cap_get_503_and_service_recovers(
     tmp_path: Path,
+    figures: Figures,
 ) -> None:
     cap = IDLE_LIMITS.max_connections
     assert cap < IDLE
@@ -191,7 +210,7 @@ async def test_idle_connections_beyond_the_cap_get_503_and_service_recovers(
             assert {r.status for r in served} == {200}
         finally:
             await close_all(again)
-    record(
+    figures.record(
         GROUP,
         f"{IDLE} idle connections against a cap of {cap}",
         IDLE,
@@ -200,4 +219,46 @@ async def test_idle_connections_beyond_the_cap_get_503_and_service_recovers(
         f"200 again; left open, the server closed them after {dropped_after:.1f} s "
         f"(keep-alive {IDLE_LIMITS.keepalive_timeout:g} s) and /healthz was 200 "
         f"{back_after_timeout * 1000:.0f} ms later; then {cap} new clients were all served",
+    )
+
+
+@pytest.mark.finding("F09")
+async def test_one_address_cannot_take_every_connection(tmp_path: Path, figures: Figures) -> None:
+    share, cap = FLOOD_LIMITS.max_connections_per_address, FLOOD_LIMITS.max_connections
+    assert share < FLOOD < cap
+    async with running(tmp_path, FLOOD_LIMITS) as server:
+        port = server.app.port
+        held = await open_many(port, share, ATTACKER)
+        try:
+            for _, writer in held:  # requests that never end, as a slowloris sends
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: tfa.test\r\nX-Slow: ")
+            extra = await open_many(port, FLOOD - share, ATTACKER)
+            try:
+                for _, writer in extra:
+                    writer.write(request("GET", "/healthz"))
+                busy = await asyncio.gather(*(read_response(reader) for reader, _ in extra))
+            finally:
+                await close_all(extra)
+            assert {(r.status, r.json()["error"]) for r in busy} == {(503, "service_unavailable")}
+            # Meanwhile everyone else gets the rest of the cap, and /healthz stays quick.
+            latency = await healthz(port)
+            others = await open_many(port, cap - share - 1)
+            try:
+                for _, writer in others:
+                    writer.write(request("GET", "/healthz"))
+                served = await asyncio.gather(*(read_response(reader) for reader, _ in others))
+            finally:
+                await close_all(others)
+            assert {r.status for r in served} == {200}
+        finally:
+            await close_all(held)
+    assert latency < 10 * HEALTHZ_BUDGET
+    figures.record(
+        GROUP,
+        f"{FLOOD} connections from one address with partial requests, {share} allowed per"
+        f" address, {cap} in all",
+        FLOOD,
+        f"{share} held, the other {FLOOD - share} got 503 service_unavailable; meanwhile"
+        f" /healthz from another address took {latency * 1000:.1f} ms and {len(others)}"
+        " connections from 50 other addresses were all served",
     )

@@ -30,7 +30,7 @@ from ..conftest import (
     login,
     start_server,
 )
-from .figures import record, scaled
+from .figures import Figures, scaled
 from .test_crashes import COMMAND, FAST, SERVING, clean_env, make_users
 from .test_secrets import captured_log
 
@@ -161,7 +161,7 @@ async def _recovery_sign_in(http: httpx.AsyncClient, name: str, code: str) -> st
     return str(done.json()["token"])
 
 
-async def test_full_disk_is_503_then_recovers(full: Full) -> None:
+async def test_full_disk_is_503_then_recovers(full: Full, figures: Figures) -> None:
     rounds = scaled(40, 400)
     server, http, codes = full.server, full.http, full.codes
     refused = done = 0
@@ -239,7 +239,7 @@ async def test_full_disk_is_503_then_recovers(full: Full) -> None:
     log = "\n".join(full.log)
     assert log.count("storage unavailable") >= refused
     assert "Traceback" not in log
-    record(
+    figures.record(
         GROUP,
         "Full disk: database capped at its size (PRAGMA max_page_count); sign-ins, recovery"
         " codes, regenerating codes, 2FA setup, logout, account creation, policy and unlock"
@@ -253,13 +253,13 @@ async def test_full_disk_is_503_then_recovers(full: Full) -> None:
     )
 
 
-async def test_read_that_is_due_a_session_touch_still_works(full: Full) -> None:
+async def test_read_that_is_due_a_session_touch_still_works(full: Full, figures: Figures) -> None:
     """A session's last-seen time is written once a minute: a full disk must not turn the
     read it rides on into a 503."""
     full.server.clock.advance(full.server.settings.sessions.touch_interval + 1)
     me = await full.http.get("/api/v1/me", headers=bearer(full.alice))
     assert me.status_code == 200, me.text
-    record(
+    figures.record(
         GROUP,
         "Full disk: a read that is due its once-a-minute session touch",
         1,
@@ -267,26 +267,31 @@ async def test_read_that_is_due_a_session_touch_still_works(full: Full) -> None:
     )
 
 
-async def test_refused_sign_ins_do_not_lock_out_the_address(full: Full) -> None:
-    """A sign-in refused for want of space is not a failed guess: more refusals than the
-    per-address limit must not leave the address locked once space returns."""
+@pytest.mark.finding("F19")
+async def test_refused_sign_ins_do_not_lock_out_the_address(full: Full, figures: Figures) -> None:
+    """A sign-in refused for want of space is no failed guess, even with a wrong password: the
+    server could not record it, so it must not count it either. Wrong passwords, so that each
+    would count if the 503 did not stop it: more of them than the per-address limit, then space
+    returns and the same address signs in (429 if they had counted)."""
     limit = full.server.settings.throttle.ip_max_failures
+    wrong = {"username": "bob", "password": "not the password"}
     for _ in range(limit + 1):
-        assert_unavailable(
-            await full.post("/api/v1/login", json={"username": "bob", "password": PASSWORD})
-        )
+        assert_unavailable(await full.post("/api/v1/login", json=wrong))
     await cap(full.server, NO_LIMIT)
-    assert (await login(full.http, "alice"))["status"] == "totp_required"
-    record(
+    for name in ("alice", "bob"):  # another account, and the one the guesses named
+        signed = await full.post("/api/v1/login", json={"username": name, "password": PASSWORD})
+        assert signed.status_code == 200, signed.text
+    figures.record(
         GROUP,
-        "Full disk: more sign-ins refused with 503 than the per-address failure limit, then"
-        " space returns",
+        "Full disk: more sign-ins with a wrong password refused with 503 than the per-address"
+        " failure limit, then space returns",
         limit + 1,
-        "all refused with 503; the next sign-in from the same address is answered, not 429",
+        "all refused with 503; none counted as a failed guess: the next sign-ins from the same"
+        " address, to another account and to the one guessed at, are answered, not 429",
     )
 
 
-async def test_refused_codes_do_not_lock_out_the_address(full: Full) -> None:
+async def test_refused_codes_do_not_lock_out_the_address(full: Full, figures: Figures) -> None:
     """The same for the code step: refusals are not wrong codes."""
     for challenge in full.challenges[1:]:
         assert_unavailable(
@@ -296,7 +301,7 @@ async def test_refused_codes_do_not_lock_out_the_address(full: Full) -> None:
     first = await login(full.http, "alice")
     done = await full.post("/api/v1/login/recovery", first["token"], json={"code": full.codes[0]})
     assert done.status_code == 200, done.text
-    record(
+    figures.record(
         GROUP,
         "Full disk: more recovery-code steps refused with 503 than the per-address failure"
         " limit, then space returns",
@@ -315,7 +320,7 @@ async def test_refused_codes_do_not_lock_out_the_address(full: Full) -> None:
 IGNORE_SIGXFSZ = ["/bin/sh", "-c", 'trap "" XFSZ; exec "$@"', "sh"]
 
 
-async def test_os_write_errors_are_503_and_recover(tmp_path: Path) -> None:
+async def test_os_write_errors_are_503_and_recover(tmp_path: Path, figures: Figures) -> None:
     """`tfa-server serve` as a subprocess whose files may not grow (RLIMIT_FSIZE, set from
     outside with prlimit): SQLite's writes fail in the middle of a commit, as on a full disk."""
     rounds = scaled(20, 200)
@@ -395,7 +400,7 @@ async def test_os_write_errors_are_503_and_recover(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert {token_digest(token) for token in tokens} <= stored, "an answered sign-in was lost"
-    record(
+    figures.record(
         GROUP,
         "Full disk for real: `tfa-server serve` whose files may not grow (RLIMIT_FSIZE set"
         " with prlimit), so SQLite's WAL writes fail mid-commit; sign-ins and reads, then the"

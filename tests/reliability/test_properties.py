@@ -16,8 +16,9 @@ from tfa_server.config import TotpRules
 from tfa_server.errors import InvalidRequest
 from tfa_server.validation import Body, Field
 
-from .figures import record, scaled
+from .figures import Figures, scaled
 
+GROUP = "Outside tools"
 RULES = TotpRules()
 SECRET = "JBSWY3DPEHPK3PXP" * 2
 EXAMPLES = scaled(150, 20_000)
@@ -96,12 +97,12 @@ def test_any_json_body_is_accepted_exactly_when_it_fits(value: object) -> None:
         assert parsed == {"code": value["code"], "count": int(value["count"])}  # type: ignore[index]
 
 
-def test_record_what_was_tried() -> None:
+def test_record_what_was_tried(figures: Figures) -> None:
     """Runs last in this file: one row for the table."""
     total = sum(tried.values())
     assert total >= 4 * EXAMPLES * 0.5  # the properties above really ran
-    record(
-        "Outside tools",
+    figures.record(
+        GROUP,
         "hypothesis: TOTP and recovery-code input normalisation, request-body validation"
         f" (inputs: {', '.join(f'{name} {count:,}' for name, count in sorted(tried.items()))})",
         total,

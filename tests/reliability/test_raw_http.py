@@ -25,7 +25,7 @@ from tfa_server.http.server import HttpLimits
 
 from ..conftest import PASSWORD, RunningServer, login, start_server
 from ..test_http_transport import Conn, Raw
-from .figures import record, scaled
+from .figures import Figures, scaled
 
 GROUP = "Raw HTTP abuse"
 TIMEOUT = 10.0  # generous per read: the machine is shared, the server's own limits are shorter
@@ -179,7 +179,7 @@ MALFORMED: list[tuple[str, bytes, tuple[int, str]]] = [
 
 
 async def test_malformed_lines_and_headers_get_their_status_and_close(
-    server: RunningServer, caplog: pytest.LogCaptureFixture
+    server: RunningServer, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     port = server.app.port
     rounds = scaled(1, 5)
@@ -196,7 +196,7 @@ async def test_malformed_lines_and_headers_get_their_status_and_close(
             if status not in (200, 404, 405):  # a transport error: answered, then closed
                 assert response.headers["connection"] == "close", name
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         "Malformed request lines and headers, NUL and non-ASCII bytes",
         rounds * len(MALFORMED),
@@ -210,7 +210,7 @@ async def test_malformed_lines_and_headers_get_their_status_and_close(
 
 
 async def test_non_ascii_header_values_and_json_nul_are_data_not_errors(
-    server: RunningServer, caplog: pytest.LogCaptureFixture
+    server: RunningServer, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     """obs-text in a header value is legal HTTP; a NUL inside a JSON string is just a character."""
     port = server.app.port
@@ -236,7 +236,7 @@ async def test_non_ascii_header_values_and_json_nul_are_data_not_errors(
         await expect(port, request("POST", "/api/v1/login", body), 401, "invalid_credentials")
         tried += 1
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         "Non-ASCII header values, odd bytes in a bearer token, NUL inside JSON strings",
         tried,
@@ -248,7 +248,7 @@ async def test_non_ascii_header_values_and_json_nul_are_data_not_errors(
 
 
 async def test_header_flood_gets_431_and_the_server_keeps_answering(
-    server: RunningServer, caplog: pytest.LogCaptureFixture
+    server: RunningServer, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     port = server.app.port
     count = scaled(400, 4000)
@@ -282,7 +282,7 @@ async def test_header_flood_gets_431_and_the_server_keeps_answering(
     assert len(small) < 15 * 1024
     await expect(port, request("GET", "/healthz", headers=small), 200, None)
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         f"Header flood: {count} headers, {len(flood) // 1024} KiB, in one write and line by line",
         2,
@@ -317,7 +317,7 @@ async def send_until_answered(
 
 
 async def test_ten_mib_body_gets_413_before_it_is_sent(
-    server: RunningServer, caplog: pytest.LogCaptureFixture
+    server: RunningServer, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     port = server.app.port
     total = 10 * 1024 * 1024
@@ -354,7 +354,7 @@ async def test_ten_mib_body_gets_413_before_it_is_sent(
         assert sent < total // 4, sent
         await healthz(port)
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         "10 MiB request body (Content-Length and chunked), streamed",
         attempts,
@@ -364,7 +364,7 @@ async def test_ten_mib_body_gets_413_before_it_is_sent(
 
 
 async def test_chunked_bodies_are_read_and_checked(
-    server: RunningServer, caplog: pytest.LogCaptureFixture
+    server: RunningServer, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     port = server.app.port
     await server.add_user("alice")
@@ -421,7 +421,7 @@ async def test_chunked_bodies_are_read_and_checked(
     for raw, status, code in cases:
         await expect(port, raw, status, code)
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         "Chunked bodies: 7- and 1-byte chunks, extensions, trailers, bad framing",
         4 + len(cases),
@@ -432,7 +432,7 @@ async def test_chunked_bodies_are_read_and_checked(
 
 
 async def test_wrong_or_missing_content_type_gets_415(
-    server: RunningServer, caplog: pytest.LogCaptureFixture
+    server: RunningServer, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     port = server.app.port
     body = login_body()
@@ -460,7 +460,7 @@ async def test_wrong_or_missing_content_type_gets_415(
     ok = request("POST", "/api/v1/login", body, content_type="Application/JSON; charset=UTF-8")
     await expect(port, ok, 401, "invalid_credentials")
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         "Wrong or missing Content-Type on a JSON route",
         len(types) + 2,
@@ -472,7 +472,7 @@ async def test_wrong_or_missing_content_type_gets_415(
 
 
 async def test_hostile_json_gets_400_or_413(
-    server: RunningServer, caplog: pytest.LogCaptureFixture
+    server: RunningServer, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     port = server.app.port
     await server.add_user("root", admin=True)
@@ -538,7 +538,7 @@ async def test_hostile_json_gets_400_or_413(
     for body in integer_cases:
         await expect(port, policy(body), 400, "invalid_request")
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         "Hostile JSON: invalid UTF-8, 100,000-deep nesting, huge numbers, 1 MB strings, "
         "unknown fields, a lone surrogate in a key",
@@ -551,7 +551,7 @@ async def test_hostile_json_gets_400_or_413(
 
 
 async def test_json_nested_100000_deep_within_the_body_limit(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     """With the body limit raised so the parser, not the transport, meets 100,000 levels."""
     running = await start_server(tmp_path, limits=HttpLimits(max_body_bytes=1024 * 1024))
@@ -570,7 +570,7 @@ async def test_json_nested_100000_deep_within_the_body_limit(
     finally:
         await running.app.stop()
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         "JSON nested 100,000 levels deep with the body limit raised to 1 MiB",
         len(shapes),
@@ -578,7 +578,9 @@ async def test_json_nested_100000_deep_within_the_body_limit(
     )
 
 
-async def test_lone_surrogates_in_json_values_are_400(server: RunningServer) -> None:
+async def test_lone_surrogates_in_json_values_are_400(
+    server: RunningServer, figures: Figures
+) -> None:
     """Found here: these were 500s (argon2 and SQLite cannot encode them) → Field.check."""
     port = server.app.port
     await server.add_user("alice")
@@ -587,8 +589,8 @@ async def test_lone_surrogates_in_json_values_are_400(server: RunningServer) -> 
         b'{"username": "alice", "password": "\\udfffcorrect horse"}',
     ):
         await expect(port, request("POST", "/api/v1/login", body), 400, "invalid_request")
-    record(
-        "Raw HTTP abuse",
+    figures.record(
+        GROUP,
         "lone surrogate escapes (\\ud800) in JSON string values",
         2,
         "400 invalid_request",
@@ -601,7 +603,7 @@ async def test_lone_surrogates_in_json_values_are_400(server: RunningServer) -> 
 
 
 async def test_http10_is_answered_then_closed(
-    server: RunningServer, caplog: pytest.LogCaptureFixture
+    server: RunningServer, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     port = server.app.port
     await server.add_user("alice")
@@ -623,7 +625,7 @@ async def test_http10_is_answered_then_closed(
             tried += 1
     await healthz(port)
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         "HTTP/1.0 requests (with and without Connection: keep-alive), a second one pipelined",
         tried,
@@ -632,7 +634,7 @@ async def test_http10_is_answered_then_closed(
 
 
 async def test_hundred_pipelined_requests_on_one_connection(
-    server: RunningServer, caplog: pytest.LogCaptureFixture
+    server: RunningServer, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     port = server.app.port
     count = scaled(100, 1000)
@@ -664,7 +666,7 @@ async def test_hundred_pipelined_requests_on_one_connection(
     elapsed = time.monotonic() - started
     await healthz(port)
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         f"{count} pipelined requests on one connection, then a malformed one mid-pipeline",
         count + 1,
@@ -674,7 +676,7 @@ async def test_hundred_pipelined_requests_on_one_connection(
 
 
 async def test_clients_that_vanish_mid_request_leave_nothing_behind(
-    server: RunningServer, caplog: pytest.LogCaptureFixture
+    server: RunningServer, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     port = server.app.port
     await server.add_user("alice")
@@ -718,7 +720,7 @@ async def test_clients_that_vanish_mid_request_leave_nothing_behind(
     assert http._active == 0, "connections still counted after every client left"
     await healthz(port)
     no_server_errors(caplog)
-    record(
+    figures.record(
         GROUP,
         "Clients that hang up (FIN or RST) mid request line, head, body, chunk or response",
         tried,

@@ -6,6 +6,10 @@ next; cases meant to lack a valid token keep lacking it. No response may be a 5x
 schema it documents. Then the stateful phase: sequences that follow the document's links (a
 created account to its reset, unlock and history; a session list to a revocation; a page to the
 next one).
+
+The figures come from schemathesis itself: its `after_validate` hook hands over the result of
+every check on every response, with the phase that generated the case, and the state machine's
+own step inputs say which link each step followed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import dataclasses
 import sqlite3
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +31,7 @@ import pyotp
 import pytest
 import schemathesis
 from schemathesis import GenerationMode
+from schemathesis.checks import CheckResult
 from schemathesis.core.transport import Response
 from schemathesis.generation.case import Case
 from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
@@ -34,11 +40,12 @@ from tfa_server.admin import Actor, Admin
 from tfa_server.app import Application, open_core
 
 from ..conftest import PASSWORD, FakeClock, RunningServer, start_server
-from .figures import record, scaled
+from .figures import Figures, scaled
 
+GROUP = "Outside tools"
 T = TypeVar("T")
 EXAMPLES = scaled(6, 60)
-SCENARIOS = scaled(10, 150)
+SCENARIOS = scaled(25, 150)  # enough that every kind of link is walked, not by luck
 FIXED = (
     "'before' with 19 digits (up to the documented 2^62) was refused → accepted; whole numbers"
     " written 7.0 were refused though JSON Schema calls them integers → accepted; the username"
@@ -46,6 +53,8 @@ FIXED = (
     " '?before=' was read as no value → refused (400); 'Transfer-Encoding: Ib' got 501 though"
     " RFC 9112 demands 400 and close when chunked is not the last coding → 400 and close"
 )
+# The kinds of link in the document; the stateful phase must follow each of them.
+LINK_KINDS = {"ResetUser2fa", "UnlockUser", "UserHistory", "RevokeSession", "NextPage"}
 
 
 class ServerThread:
@@ -59,10 +68,28 @@ class ServerThread:
         self.clock = FakeClock()
         self.server: RunningServer = self.run(start_server(Path(self.folder.name), self.clock))
         self.start_copy = Path(self.folder.name) / "start.sqlite3"
-        self.cases = 0
-        self.statuses: dict[int, int] = {}
+        self.statuses: Counter[int] = Counter()
+        # What schemathesis checked: responses per phase, and each check that failed.
+        self.checked: Counter[str] = Counter()
+        self.checks: set[str] = set()
+        self.failures: list[tuple[str, str]] = []
+        self.scenarios = 0
         self.steps = 0
-        self.followed: dict[str, int] = {}
+        self.followed: Counter[str] = Counter()
+
+    def note_checks(self, case: Case, results: list[CheckResult]) -> None:
+        """From schemathesis' `after_validate` hook: one checked response and its results."""
+        phase = case.meta.phase.name.value if case.meta is not None else "unknown"
+        self.checked[phase] += 1
+        self.checks.update(result.name for result in results)
+        self.failures += [
+            (phase, f"{case.operation.label}: {result.failure.title}")
+            for result in results
+            if result.failure is not None
+        ]
+
+    def failed(self, *, stateful: bool) -> list[str]:
+        return sorted({what for phase, what in self.failures if (phase == "stateful") == stateful})
 
     def keep_as_start(self) -> None:
         """Remember the database as it is now, for `restart_from_start`."""
@@ -114,24 +141,6 @@ def world() -> Iterator[ServerThread]:
     running.keep_as_start()
     yield running
     running.stop()
-    statuses = dict(sorted(running.statuses.items()))
-    if running.cases:
-        record(
-            "Outside tools",
-            "schemathesis 4.32.5: every operation of /api/v1/openapi.json, positive and negative"
-            f" data, fresh tokens per case (statuses seen: {statuses})",
-            running.cases,
-            "no 5xx, every response matched its documented schema, status and content type",
-            fixed=FIXED,
-        )
-    if running.steps:
-        record(
-            "Outside tools",
-            "schemathesis stateful phase: sequences of calls following the document's OpenAPI"
-            f" links (links followed: {dict(sorted(running.followed.items()))})",
-            running.steps,
-            "no 5xx, every response matched its documented schema, status and content type",
-        )
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +152,13 @@ def api_schema(world: ServerThread) -> Any:
         deterministic=True,
         database="none",
     )
+
+    def after_validate(
+        context: Any, case: Case, response: Response, results: list[CheckResult]
+    ) -> None:
+        world.note_checks(case, results)
+
+    loaded.hooks.register_hook_with_name(after_validate, "after_validate")
 
     @loaded.auth(refresh_interval=None)
     class FreshToken:
@@ -190,37 +206,86 @@ def token_kind(world: ServerThread, case: Case) -> str:
 def test_every_operation_keeps_its_contract(case: Any, world: ServerThread) -> None:
     fresh_start(world)
     response = case.call_and_validate()
-    world.cases += 1
-    world.statuses[response.status_code] = world.statuses.get(response.status_code, 0) + 1
+    world.statuses[response.status_code] += 1
     assert response.status_code < 500
 
 
-def test_sequences_along_the_links_keep_the_contract(api_schema: Any, world: ServerThread) -> None:
+@pytest.mark.finding("F18")
+def test_the_generated_cases_failed_no_check(world: ServerThread, figures: Figures) -> None:
+    """Runs after the cases above and tallies them from schemathesis' own check results (each
+    operation is also a pytest subtest of its own, which fails on the spot)."""
+    phases = {phase: count for phase, count in world.checked.items() if phase != "stateful"}
+    checked = sum(phases.values())
+    failed = world.failed(stateful=False)
+    figures.record(
+        GROUP,
+        f"schemathesis {schemathesis.__version__}: every operation of /api/v1/openapi.json,"
+        " positive and negative data, fresh tokens per case (statuses seen:"
+        f" {dict(sorted(world.statuses.items()))})",
+        checked,
+        f"{checked} responses checked by schemathesis"
+        f" ({', '.join(f'{phase} phase {count}' for phase, count in sorted(phases.items()))}):"
+        f" {len(world.checks)} checks each ({', '.join(sorted(world.checks))});"
+        f" {len(failed)} failed a check{': ' if failed else ''}{'; '.join(failed)}",
+        fixed=FIXED,
+    )
+    assert checked > 0, "no case ran: run this module whole"
+    assert "not_a_server_error" in world.checks
+    assert not failed
+
+
+@pytest.mark.finding("F19")
+def test_sequences_along_the_links_keep_the_contract(
+    api_schema: Any, world: ServerThread, figures: Figures
+) -> None:
+    """The stateful phase must really walk the links: every kind of link in the document
+    followed with its values filled in from the response before, and every response of every
+    step through schemathesis' checks, none failed."""
+
     class Workflow(api_schema.as_state_machine()):  # type: ignore[misc]
         def setup(self) -> None:
+            world.scenarios += 1
             world.restart_from_start()
             fresh_start(world)
 
         def step(self, input: StepInput) -> StepOutput:
-            if input.transition is not None and input.applied_parameters:
+            if input.transition is not None and input.is_applied:
                 # "GET /api/v1/me/history -> [200] NextPage -> ..." to "GET /me/history: NextPage"
                 source, name, _ = input.transition.id.split(" -> ")
                 link = f"{source.replace('/api/v1', '')}: {name.split()[-1]}"
-                world.followed[link] = world.followed.get(link, 0) + 1
+                world.followed[link] += 1
             return super().step(input)
 
         def after_call(self, response: Response, case: Case) -> None:
+            super().after_call(response, case)
             world.steps += 1
-            assert response.status_code < 500, (case.operation.label, response.content)
 
-    Workflow.run(
-        settings=hypothesis.settings(
-            max_examples=SCENARIOS,
-            stateful_step_count=6,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(hypothesis.HealthCheck),
+    links = api_schema.statistic.transitions.total
+    try:
+        Workflow.run(
+            settings=hypothesis.settings(
+                max_examples=SCENARIOS,
+                stateful_step_count=6,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(hypothesis.HealthCheck),
+            )
         )
-    )
-    assert world.steps > 0
+    finally:
+        failed = world.failed(stateful=True)
+        figures.record(
+            GROUP,
+            f"schemathesis {schemathesis.__version__} stateful phase: {world.scenarios} scenarios"
+            " of calls that follow the document's OpenAPI links (steps along each link:"
+            f" {dict(sorted(world.followed.items()))})",
+            world.steps,
+            f"{world.checked['stateful']} responses checked by schemathesis;"
+            f" {len(world.followed)} of the document's {links} links followed, on"
+            f" {world.followed.total()} steps; {len(failed)} failed a check"
+            f"{': ' if failed else ''}{'; '.join(failed)}",
+        )
+    assert not failed
+    assert world.checked["stateful"] == world.steps > 0
+    kinds = {link.rsplit(": ", 1)[1] for link in world.followed}
+    assert kinds >= LINK_KINDS, f"links never followed: {LINK_KINDS - kinds}"

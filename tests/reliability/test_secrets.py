@@ -3,6 +3,7 @@ nor the server's log output holds a TOTP secret, recovery code, session token or
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tfa_server.recovery import format_code
 
 from ..conftest import FakeClock, bearer, start_server, totp_code
-from .figures import record, scaled
+from .figures import Figures, scaled
 
 GROUP = "Secrets stay secret"
 CLIENT_SIDE = ("httpx", "httpcore")  # the tests' own HTTP client, not the server
@@ -135,7 +137,7 @@ class Person:
         return str(done["token"])
 
 
-async def test_no_secret_in_database_or_log(tmp_path: Path) -> None:
+async def test_no_secret_in_database_or_log(tmp_path: Path, figures: Figures) -> None:
     people_count = scaled(3, 12)
     with captured_log() as lines:
         server = await start_server(tmp_path)
@@ -219,7 +221,7 @@ async def test_no_secret_in_database_or_log(tmp_path: Path) -> None:
     assert "POST /api/v1/login/recovery 200" in log, "the access log was not captured"
     secrets = [secret for person in [root, *people] for secret in person.seen]
     looked_for = assert_no_leaks(server.settings.db_path, log, secrets)
-    record(
+    figures.record(
         GROUP,
         f"{people_count} people and an administrator: accounts created over the API, 2FA set up,"
         " sign-ins with codes and recovery codes, wrong guesses, regenerated codes, a pending"
@@ -229,4 +231,72 @@ async def test_no_secret_in_database_or_log(tmp_path: Path) -> None:
         f"none of {looked_for} secrets (TOTP secrets in base32, recovery codes, session tokens,"
         " passwords, wrong guesses) found in the database or in"
         f" {len(lines)} log lines",
+    )
+
+
+# What a hostile or broken client might put on the wire, with secrets inside: a query string,
+# bad header lines, bad request lines, bytes that are neither ASCII nor UTF-8.
+HOSTILE_REQUESTS = (
+    b"GET /x?password=hunter2secret HTTP/1.1\r\nHost: t\r\nX-Api-Key hdrsecret\r\n\r\n",
+    b"GET /x?token=linesecret HTTP/1.1 extra\r\nHost: t\r\n\r\n",
+    b"GET /a spacesecret HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"G\xffT /\xfe?code=bytesecret HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer nul\x00nulsecret\r\n\r\n",
+    b"GET / HTTP/1.1\r\n foldsecret\r\nHost: t\r\n\r\n",
+    b"GET /?k=versionsecret HTTP/9.9\r\nHost: t\r\n\r\n",
+    b"POST /?k=lengthsecret HTTP/1.1\r\nHost: t\r\nContent-Length: x1\r\n\r\n",
+)
+HOSTILE_SECRETS = (
+    "hunter2secret",
+    "hdrsecret",
+    "linesecret",
+    "spacesecret",
+    "bytesecret",
+    "nulsecret",
+    "foldsecret",
+    "versionsecret",
+    "lengthsecret",
+)
+
+
+def record_text(record: logging.LogRecord) -> str:
+    """Everything a handler could write for a record: message, raw args, traceback."""
+    formatted = logging.Formatter(LOG_FORMAT).format(record)
+    return "\n".join((formatted, str(record.msg), repr(record.args)))
+
+
+@pytest.mark.finding("F11")
+async def test_no_request_bytes_in_the_log_at_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, figures: Figures
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = await start_server(tmp_path)
+    try:
+        for raw in HOSTILE_REQUESTS:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.app.port)
+            writer.write(raw)
+            writer.write_eof()  # nothing more is coming: the server closes without lingering
+            async with asyncio.timeout(5):
+                answer = await reader.read()  # an error response, then the server closes
+            writer.close()
+            await writer.wait_closed()
+            assert answer.startswith(b"HTTP/1.1 4") or answer.startswith(b"HTTP/1.1 5"), answer
+    finally:
+        await server.app.stop()
+    records = [r for r in caplog.records if not r.name.startswith(CLIENT_SIDE)]
+    debug = [r for r in records if r.levelno == logging.DEBUG and r.name.startswith("tfa_server")]
+    assert debug, "the server logged nothing at DEBUG: the test would see no leak"
+    text = "\n".join(record_text(r) for r in records)
+    on_the_wire = b"".join(HOSTILE_REQUESTS)
+    assert all(secret.encode() in on_the_wire for secret in HOSTILE_SECRETS)
+    found = [secret for secret in HOSTILE_SECRETS if secret in text]
+    assert not found, text
+    figures.record(
+        GROUP,
+        f"{len(HOSTILE_REQUESTS)} malformed requests with a secret in the query string, a bad"
+        " header line, a bad request line or bytes that are not text, at log level DEBUG",
+        len(HOSTILE_REQUESTS),
+        f"each got its error response; none of the {len(HOSTILE_SECRETS)} secrets in"
+        f" {len(records)} log records"
+        " (message, arguments or traceback)",
     )

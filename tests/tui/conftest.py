@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import keyring
 import pytest
 from keyring.backend import KeyringBackend
@@ -51,13 +52,35 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
     keyring.set_keyring(previous)
 
 
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Passes every request on to the real network transport and notes its method and path: a
+    recorder of what the app sent, not a stand-in for the server."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self._network = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(f"{request.method} {request.url.path}")
+        return await self._network.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._network.aclose()
+
+
 @asynccontextmanager
 async def running_app(
-    server: RunningServer, size: tuple[int, int] = (80, 24), **kwargs: Any
+    server: RunningServer,
+    size: tuple[int, int] = (80, 24),
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    notifications: bool = False,
+    **kwargs: Any,
 ) -> AsyncIterator[tuple[TfaApp, Pilot[None]]]:
-    app = TfaApp(TfaClient(server.base_url), store=SessionStore(), **kwargs)
+    """The app on the server; `notifications` draws them (Textual's tests leave them out)."""
+    app = TfaApp(TfaClient(server.base_url, transport=transport), store=SessionStore(), **kwargs)
     record_notices(app)
-    async with app.run_test(size=size) as pilot:
+    async with app.run_test(size=size, notifications=notifications) as pilot:
         await settle(app, pilot)
         yield app, pilot
 

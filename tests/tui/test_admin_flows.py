@@ -20,6 +20,7 @@ from tfa_tui.app import TfaApp
 from tfa_tui.screens.add_user import AddUserScreen
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import HomeScreen
+from tfa_tui.screens.setup import SetupScreen
 from tfa_tui.widgets.admin_pane import AdminPane
 
 from ..conftest import PASSWORD, RunningServer, bearer, enable_totp, login
@@ -144,15 +145,18 @@ async def test_forcing_2fa_is_confirmed_saved_and_enforced(server: RunningServer
             dialog.query_one("#dialog-text")
         )
         assert "Force two-factor authentication?" in said
-        assert "at their next sign-in" in said  # what happens to users without 2FA
+        assert "before they can do anything else" in said  # what happens to users without 2FA
         assert "2 of 2 users have no two-factor authentication yet: alice, root." in said
-        await answer(app, pilot, "#confirm")
+        assert "That includes you: you will set it up right after saving." in said
+        await pilot.click("#confirm")
+        # The policy holds this administrator too: straight into the setup, as it said.
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen), "the setup")
+        await settle(app, pilot)
+        assert "Your administrator requires" in text_of(app.screen.query_one("#forced"))
 
         saved = await policy_on_server(server)
         assert saved["force_2fa"] is True
         assert saved["grace_period_days"] == 0
-        assert text_of(pane.query_one("#admin-force-state")) == "on"
-        assert "2FA is forced since" in text_of(pane.query_one("#admin-policy-status"))
 
     async with server.client() as http:
         assert (await login(http, "alice"))["status"] == "enrollment_required"

@@ -380,6 +380,7 @@ class TestBadResponses:
             with pytest.raises(ProtocolError) as caught:
                 await client.me()
         assert caught.value.status == 301
+        assert "redirect" in caught.value.message
 
     async def test_unhealthy_answer_is_a_protocol_error(self) -> None:
         async with mock_client(answer(200, {"status": "degraded"})) as client:
@@ -488,6 +489,7 @@ class TestRequests:
         [
             ("http://127.0.0.1:8421/", "http://127.0.0.1:8421"),
             ("  127.0.0.1:9000 ", "http://127.0.0.1:9000"),
+            ("tfa.example.org", "https://tfa.example.org"),  # only loopback defaults to http
             ("https://tfa.example.org/auth/", "https://tfa.example.org/auth"),
         ],
     )

@@ -23,6 +23,8 @@ def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--server" in out
     assert "--demo" in out
     assert "TFA_SERVER" in out
+    assert "--insecure-http" in out
+    assert "TFA_INSECURE_HTTP" in out
 
 
 @pytest.mark.parametrize(
@@ -30,6 +32,7 @@ def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     [
         ("ftp://example.org", "must start with http:// or https://"),
         ("http://", "no host name"),
+        ("http://tfa.example.org", "sends your password unencrypted"),
     ],
 )
 def test_a_bad_server_address_is_one_line(

@@ -29,6 +29,7 @@ from tfa_tui.widgets.qr import QrCode
 
 from ..conftest import PASSWORD, RunningServer, bearer, enable_totp, login, totp_code
 from .conftest import (
+    CountingTransport,
     MemoryKeyring,
     notices,
     record_notices,
@@ -107,10 +108,24 @@ async def test_wrong_password_is_explained_and_clears_the_password(server: Runni
         assert app.screen.query_one("#username", Input).value == "bob"
 
 
+@pytest.mark.finding("F19")
 async def test_empty_fields_are_asked_for_without_a_request(server: RunningServer) -> None:
-    async with running_app(server) as (app, pilot):
-        await pilot.press("enter", "enter")
+    await server.add_user("bob")
+    sent = CountingTransport()
+    async with running_app(server, transport=sent) as (app, pilot):
+        await pilot.press("enter", "enter")  # Enter in the name field moves on to the password
+        await settle(app, pilot)
         assert "Enter your username and password" in shown(app, "#error")
+        assert focused_id(app) == "username"
+        await pilot.press(*"bob", "enter", "enter")  # still no password
+        await settle(app, pilot)
+        assert "Enter your username and password" in shown(app, "#error")
+        assert focused_id(app) == "password"
+        assert sent.requests == []
+        await pilot.press(*PASSWORD, "enter")  # the recorder does see a sign-in
+        await settle(app, pilot)
+        assert sent.requests[0] == "POST /api/v1/login"
+        assert isinstance(app.screen, HomeScreen)
 
 
 async def test_throttling_shows_a_live_countdown(server: RunningServer) -> None:
@@ -384,8 +399,9 @@ async def test_history_pages_and_filters(server: RunningServer) -> None:
     async with server.client() as http:
         for _ in range(2):
             await http.post("/api/v1/login", json={"username": "bob", "password": "nope"})
-        for _ in range(60):
-            await login(http, "bob")
+        for _ in range(30):  # signed in and out, so they stay below the sessions cap
+            token = (await login(http, "bob"))["token"]
+            await http.post("/api/v1/logout", headers=bearer(token))
     async with running_app(server, size=(120, 40)) as (app, pilot):
         await sign_in(app, pilot, "bob", PASSWORD)
         await pilot.press("h")
@@ -396,7 +412,7 @@ async def test_history_pages_and_filters(server: RunningServer) -> None:
         assert "✔ successful" in str(newest[2])
         await pilot.click("#older")
         await settle(app, pilot)
-        assert table.row_count == 63  # 2 failed, 60 + 1 successful
+        assert table.row_count == 63  # 2 failed, 30 sign-ins and outs, 1 sign-in
         assert app.screen.query_one("#older", Button).disabled
         app.screen.query_one("#history-filter").value = "failed"  # type: ignore[attr-defined]
         await settle(app, pilot)

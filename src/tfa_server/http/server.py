@@ -16,10 +16,12 @@ import ssl
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
+from ipaddress import IPv6Address, ip_address, ip_network
 from urllib.parse import parse_qsl, unquote
 
 import h11
 
+from tfa_server.http.forwarded import TrustedProxies
 from tfa_server.http.messages import Handler, Request, Response, error_response
 
 _READ_SIZE = 65536
@@ -36,6 +38,29 @@ _PROTOCOL_ERRORS = {
 }
 _UNKNOWN_LENGTH = "The body's length is unknown: Transfer-Encoding must end with chunked."
 _HTTP_MAJOR = b"1."  # HTTP/1.x only; a later 1.x minor version is served as 1.1 (RFC 9112 2.6)
+# h11's error texts quote the offending bytes (a request line with its query string, a header
+# with its value), so the log gets one of these fixed descriptions instead, never the text.
+_PROTOCOL_ERROR_KINDS = (
+    "illegal request line",
+    "no request line received",
+    "illegal header line",
+    "Illegal header name",
+    "Illegal header value",
+    "Illegal method characters",
+    "Illegal target characters",
+    "continuation line at start of headers",
+    "Missing mandatory Host: header",
+    "Found multiple Host: headers",
+    "bad Content-Length",
+    "conflicting Content-Length headers",
+    "multiple Transfer-Encoding headers",
+    "Only Transfer-Encoding: chunked is supported",
+    "Receive buffer too long",
+    "request head too large",
+    "malformed chunk",
+    "peer closed connection",
+    "peer unexpectedly closed connection",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +70,10 @@ class HttpLimits:
     request_timeout: float = 10.0  # whole request (head + body) must arrive within this
     keepalive_timeout: float = 5.0  # idle keep-alive connections closed after this
     max_connections: int = 512  # beyond: 503 and close
+    # A client holds one connection at a time and lets it go after keepalive_timeout, so 64 is
+    # far more than a host or a NAT'd office needs, while one address can take only an eighth of
+    # the slots. IPv6 clients count per /64, which one host can fill with addresses.
+    max_connections_per_address: int = 64  # beyond: 503 and close
     shutdown_grace: float = 10.0  # how long shutdown waits for requests in flight
 
 
@@ -69,7 +98,34 @@ class _Exchange:
 
 @dataclass(slots=True)
 class _ConnState:
-    idle: bool = False  # waiting for a next request: shutdown may cancel it without losing work
+    idle: bool = True  # no request in flight: shutdown may cancel it without losing work
+
+
+class _PausedProtocol(asyncio.StreamReaderProtocol):
+    """Reads nothing until the connection is admitted: a TLS handshake must see every byte."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.ReadTransport):
+            transport.pause_reading()
+        super().connection_made(transport)
+
+
+def _address_key(peer: str) -> str:
+    """What a client's connections count under: its address, or for IPv6 its /64."""
+    try:
+        address = ip_address(peer)
+        if isinstance(address, IPv6Address):
+            if address.ipv4_mapped is not None:
+                return str(address.ipv4_mapped)
+            return str(ip_network(f"{address}/64", strict=False))
+    except ValueError:
+        pass
+    return peer
+
+
+def _protocol_error_kind(exc: h11.RemoteProtocolError) -> str:
+    text = str(exc)
+    return next((kind for kind in _PROTOCOL_ERROR_KINDS if text.startswith(kind)), "malformed")
 
 
 def _final_transfer_coding(head: bytes) -> bytes:
@@ -95,30 +151,35 @@ class HttpServer:
         limits: HttpLimits = HttpLimits(),
         *,
         ssl_context: ssl.SSLContext | None = None,
+        proxies: TrustedProxies | None = None,
         access_log: logging.Logger | None = None,
         error_log: logging.Logger | None = None,
     ) -> None:
         self._handler = handler
         self._limits = limits
         self._ssl_context = ssl_context
+        self._proxies = proxies or TrustedProxies()  # none: every peer is the client
         self._access_log = access_log or logging.getLogger("tfa_server.http.access")
         self._error_log = error_log or logging.getLogger("tfa_server.http.error")
         self._server: asyncio.Server | None = None
         self._sockname: tuple[str, int] | None = None
         self._tasks: dict[asyncio.Task[None], _ConnState] = {}
-        self._active = 0  # connections counted against max_connections (not the 503'd ones)
+        # Connections from accept to close (TLS handshake and linger included), in all and per
+        # address (key); refusals still being answered are counted apart.
+        self._active = 0
+        self._per_address: dict[str, int] = {}
+        self._refusing = 0
         self._draining = False
         self._closed = asyncio.Event()
 
     async def start(self, host: str, port: int) -> None:
-        # The TLS handshake is part of the request as far as slow clients are concerned.
-        tls_timeout = self._limits.request_timeout if self._ssl_context else None
-        self._server = await asyncio.start_server(
-            self._on_connect,
+        # Plain TCP here, TLS once the connection is counted (_on_connect): a handshake that
+        # never finishes must hold one of its client's slots, not an invisible extra one.
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _PausedProtocol(asyncio.StreamReader(loop=loop), self._on_connect, loop=loop),
             host,
             port,
-            ssl=self._ssl_context,
-            ssl_handshake_timeout=tls_timeout,
         )
         name = self._server.sockets[0].getsockname()
         self._sockname = (str(name[0]), int(name[1]))
@@ -170,27 +231,42 @@ class HttpServer:
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if self._draining:  # accepted just before the listener closed
-            writer.close()
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) else str(peername or "")
+        # A trusted proxy carries many clients: only the global cap applies to it.
+        key = None if self._proxies.trusts(peer) else _address_key(peer)
+        busy = self._busy(key)
+        refused = busy is not None
+        # Accepted just before the listener closed; or one refusal too many: each holds a socket
+        # for its 503 and the linger, so they are bounded too, and past the bound there is only
+        # the close.
+        if self._draining or (refused and self._refusing >= self._limits.max_connections):
+            writer.transport.abort()
             return
         state = _ConnState()
         self._tasks[task] = state
-        peername = writer.get_extra_info("peername")
-        peer = str(peername[0]) if isinstance(peername, tuple) else str(peername or "")
+        self._count(key, refused, 1)  # from accept to close, TLS handshake and linger included
+        is_open = True  # False once the transport is gone without a polite close to make
         try:
-            if self._active >= self._limits.max_connections:
-                state.idle = True  # nothing in flight: shutdown may drop it
-                busy = error_response(503, "service_unavailable", "The server is too busy.")
+            if self._ssl_context is not None:
+                is_open = False  # a failed or cancelled start_tls closes the transport itself
+                # The handshake is part of the request as far as slow clients are concerned.
+                await writer.start_tls(
+                    self._ssl_context, ssl_handshake_timeout=self._limits.request_timeout
+                )
+                is_open = True
+            else:
+                transport = writer.transport
+                assert isinstance(transport, asyncio.ReadTransport)
+                transport.resume_reading()
+            if busy is not None:
                 await self._respond(h11.Connection(h11.SERVER), writer, self._exchange(peer), busy)
-                return
-            self._active += 1
-            try:
+            else:
                 await self._serve(reader, writer, state, peer)
-            finally:
-                self._active -= 1
         except asyncio.CancelledError:
             # Only shutdown() cancels us. A callback task that ends cancelled makes 3.11's
-            # start_server log an error (its done-callback calls task.exception()), so end normally.
+            # StreamReaderProtocol log an error (its done-callback calls task.exception()), so
+            # end normally.
             pass
         except (OSError, EOFError):  # the client went away (or a write timed out): nothing to do
             pass
@@ -198,9 +274,34 @@ class HttpServer:
             self._error_log.exception("connection from %s failed", peer)
         finally:
             state.idle = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._close(reader, writer, linger=not task.cancelling())
+            if is_open:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._close(reader, writer, linger=not task.cancelling())
+            self._count(key, refused, -1)
             del self._tasks[task]
+
+    def _busy(self, key: str | None) -> Response | None:
+        """The 503 for a new connection beyond a limit, or None when it may be served."""
+        limits = self._limits
+        if self._active >= limits.max_connections:
+            return error_response(503, "service_unavailable", "The server is too busy.")
+        if key is not None and self._per_address.get(key, 0) >= limits.max_connections_per_address:
+            return error_response(
+                503, "service_unavailable", "Too many connections from your address."
+            )
+        return None
+
+    def _count(self, key: str | None, refused: bool, step: int) -> None:
+        if refused:
+            self._refusing += step
+            return
+        self._active += step
+        if key is not None:
+            left = self._per_address.get(key, 0) + step
+            if left:
+                self._per_address[key] = left
+            else:
+                del self._per_address[key]
 
     async def _close(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, linger: bool
@@ -258,13 +359,14 @@ class HttpServer:
                 await self._respond(conn, writer, ex, exc.response)
                 return
             except h11.RemoteProtocolError as exc:
-                # uvicorn: RemoteProtocolError gets h11's suggested status and close; the
-                # exception text stays in our log, never in the response.
-                self._error_log.debug("bad request from %s: %s", peer, exc)
+                # uvicorn: RemoteProtocolError gets h11's suggested status and close. The
+                # exception text quotes request bytes: neither the response nor the log gets it.
                 status = exc.error_status_hint
                 code, message = _PROTOCOL_ERRORS.get(
                     status, ("invalid_request", "The request is not valid HTTP.")
                 )
+                kind = _protocol_error_kind(exc)
+                self._error_log.debug("bad request from %s: %d %s", ex.peer, status, kind)
                 await self._respond(conn, writer, ex, error_response(status, code, message))
                 return
             except TimeoutError:
@@ -313,6 +415,12 @@ class HttpServer:
         # h11 only bounds an *incomplete* head; a single read can hold a complete oversized one.
         if len(head) - len(conn.trailing_data[0]) > limits.max_head_bytes:
             raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in event.headers:  # h11 lower-cases names
+            name, value = raw_name.decode("ascii"), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        # Per request: a proxy's connection carries one client's request, then another's.
+        ex.peer = self._proxies.client(ex.peer, headers)
         ex.method = event.method.decode("ascii")
         if not event.http_version.startswith(_HTTP_MAJOR):  # h11 takes any digit.digit
             raise _Reject(
@@ -327,10 +435,6 @@ class HttpServer:
             path = ""
         if not path.startswith("/") or "\x00" in path:
             raise _Reject(400, "invalid_request", "The request target is invalid.")
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in event.headers:  # h11 lower-cases names
-            name, value = raw_name.decode("ascii"), raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
 
         # h11 has validated the framing headers and lets chunked win over Content-Length; but a
         # request with both is how requests are smuggled past a proxy that picks the other one,

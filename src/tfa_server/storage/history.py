@@ -38,6 +38,28 @@ def record(conn: sqlite3.Connection, entry: HistoryEvent, now: float) -> int:
     return cursor.lastrowid
 
 
+# Throttled refusals of names that match no account and are not locked themselves share this
+# name: otherwise every new name an address tries while it is throttled would add a row.
+UNKNOWN_NAMES = "(unknown names)"
+
+
+def record_refusal(
+    conn: sqlite3.Connection, entry: HistoryEvent, now: float, bucket: float
+) -> None:
+    """Count a throttled refusal into the row of its address, name and minute, so a flood
+    writes one row per address and name a minute, however fast it comes. The caller holds
+    the transaction and picks the name (see UNKNOWN_NAMES)."""
+    start = now - now % bucket
+    counted = conn.execute(
+        "UPDATE login_history SET count = count + 1 WHERE id = (SELECT id FROM login_history"
+        " WHERE ip = ? AND at >= ? AND username = ? AND event = ? AND reason = 'throttled'"
+        " ORDER BY id DESC LIMIT 1)",
+        (entry.ip, start, entry.username, entry.event),
+    ).rowcount
+    if not counted:
+        record(conn, entry, now)
+
+
 def page(
     conn: sqlite3.Connection,
     *,
@@ -72,7 +94,7 @@ def page(
 
 def failures_since(conn: sqlite3.Connection, user_id: int, since: float | None) -> int:
     row = conn.execute(
-        "SELECT COUNT(*) FROM login_history WHERE user_id = ? AND success = 0"
+        "SELECT COALESCE(SUM(count), 0) FROM login_history WHERE user_id = ? AND success = 0"
         " AND event IN ('password', 'second_factor') AND at > ?",
         (user_id, since if since is not None else 0.0),
     ).fetchone()

@@ -89,7 +89,15 @@ CREATE TABLE audit_log (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# Issue 10: failure counts that decay, counted refusals, per-address look-ups for them.
+_V2 = """
+ALTER TABLE users ADD COLUMN last_failure_at REAL;
+ALTER TABLE login_history ADD COLUMN count INTEGER NOT NULL DEFAULT 1 CHECK (count >= 1);
+CREATE INDEX history_by_address ON login_history (ip, at);
+UPDATE users SET last_failure_at = CAST(strftime('%s', 'now') AS REAL) WHERE failed_attempts > 0;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 LATEST = len(MIGRATIONS)
 
 

@@ -19,6 +19,11 @@ def active_secret(conn: sqlite3.Connection, user_id: int) -> tuple[bytes, int] |
     return (row["secret"], row["last_step"]) if row else None
 
 
+def is_enabled(conn: sqlite3.Connection, user_id: int) -> bool:
+    row = conn.execute("SELECT 1 FROM totp_secrets WHERE user_id = ?", (user_id,)).fetchone()
+    return row is not None
+
+
 def advance_step(conn: sqlite3.Connection, user_id: int, step: int) -> bool:
     """Compare-and-set: only one request can move last_step to a given step (RFC 6238 5.2)."""
     cursor = conn.execute(

@@ -118,6 +118,13 @@ def revoke_all(conn: sqlite3.Connection, user_id: int, now: float) -> int:
     return cursor.rowcount
 
 
+def restrict_to_enrollment(conn: sqlite3.Connection, session_id: int) -> bool:
+    cursor = conn.execute(
+        "UPDATE sessions SET kind = 'enrollment' WHERE id = ? AND kind = 'full'", (session_id,)
+    )
+    return cursor.rowcount == 1
+
+
 def upgrade_to_full(conn: sqlite3.Connection, session_id: int) -> None:
     conn.execute("UPDATE sessions SET kind = 'full' WHERE id = ?", (session_id,))
 
@@ -132,6 +139,27 @@ def active(
         (user_id, now, now - idle_timeout),
     )
     return [_session(row) for row in rows]
+
+
+def beyond_newest(
+    conn: sqlite3.Connection,
+    user_id: int,
+    *,
+    challenges: bool,
+    keep: int,
+    now: float,
+    idle_timeout: float,
+) -> list[int]:
+    """Live sessions of one class (challenges, or a person's) past the newest `keep`: what a
+    per-user cap ends."""
+    kind_test = "kind = 'challenge'" if challenges else "kind != 'challenge'"
+    seen_after = float("-inf") if challenges else now - idle_timeout
+    rows = conn.execute(
+        f"SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND {kind_test}"  # noqa: S608 fixed clauses
+        " AND expires_at > ? AND last_seen_at > ? ORDER BY id DESC LIMIT -1 OFFSET ?",
+        (user_id, now, seen_after, keep),
+    )
+    return [int(row[0]) for row in rows]
 
 
 def purge_expired(conn: sqlite3.Connection, now: float, keep_for: float) -> int:

@@ -21,6 +21,7 @@ class User:
     last_login_ip: str | None
     last_login_client: str | None
     totp_enabled_at: float | None
+    last_failure_at: float | None = None
 
     @property
     def totp_enabled(self) -> bool:
@@ -28,13 +29,13 @@ class User:
 
     @property
     def throttle(self) -> ThrottleState:
-        return ThrottleState(self.failed_attempts, self.locked_until)
+        return ThrottleState(self.failed_attempts, self.locked_until, self.last_failure_at)
 
 
 _SELECT = """
 SELECT u.id, u.username, u.password_hash, u.is_admin, u.created_at, u.failed_attempts,
        u.locked_until, u.last_login_at, u.last_login_ip, u.last_login_client,
-       t.enabled_at AS totp_enabled_at
+       u.last_failure_at, t.enabled_at AS totp_enabled_at
 FROM users u LEFT JOIN totp_secrets t ON t.user_id = u.id
 """
 
@@ -52,6 +53,7 @@ def _user(row: sqlite3.Row) -> User:
         last_login_ip=row["last_login_ip"],
         last_login_client=row["last_login_client"],
         totp_enabled_at=row["totp_enabled_at"],
+        last_failure_at=row["last_failure_at"],
     )
 
 
@@ -86,14 +88,23 @@ def create(
 
 def save_throttle(conn: sqlite3.Connection, user_id: int, state: ThrottleState) -> None:
     conn.execute(
-        "UPDATE users SET failed_attempts = ?, locked_until = ? WHERE id = ?",
-        (state.failures, state.locked_until, user_id),
+        "UPDATE users SET failed_attempts = ?, locked_until = ?, last_failure_at = ? WHERE id = ?",
+        (state.failures, state.locked_until, state.last_failure_at, user_id),
     )
 
 
 def record_login(conn: sqlite3.Connection, user_id: int, now: float, ip: str, client: str) -> None:
     conn.execute(
         "UPDATE users SET last_login_at = ?, last_login_ip = ?, last_login_client = ?,"
-        " failed_attempts = 0, locked_until = NULL WHERE id = ?",
+        " failed_attempts = 0, locked_until = NULL, last_failure_at = NULL WHERE id = ?",
         (now, ip, client, user_id),
     )
+
+
+def replace_password_hash(conn: sqlite3.Connection, user_id: int, old: str, new: str) -> bool:
+    """Compare-and-set, so a rehash never overwrites a password changed meanwhile."""
+    cursor = conn.execute(
+        "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+        (new, user_id, old),
+    )
+    return cursor.rowcount == 1

@@ -8,6 +8,7 @@ the passwords never appear in a message.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import platform
 import socket
@@ -59,12 +60,37 @@ def user_agent() -> str:
     return f"tfa-tui/{tfa_tui.__version__} ({host}; {system})"
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and `localhost`: the hosts whose traffic never leaves this machine."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _host(url: str) -> str | None:
+    try:
+        return httpx.URL(url).host or None
+    except httpx.InvalidURL:
+        return None
+
+
 def normalise_server_url(url: str) -> str:
-    """`host:port` gets `http://`; a trailing slash goes. A path prefix (behind a proxy) stays."""
+    """`host:port` gets `https://`, or `http://` when the host is this machine (loopback); a
+    trailing slash goes. A path prefix (behind a proxy) stays."""
     url = url.strip()
     if "://" not in url:
-        url = f"http://{url}"
+        host = _host(f"http://{url}")
+        url = f"{'http' if host is not None and is_loopback(host) else 'https'}://{url}"
     return url.rstrip("/")
+
+
+def sends_in_clear(url: str) -> bool:
+    """Plain http:// to another machine: the password and tokens cross the network readable."""
+    return url.lower().startswith("http://") and not is_loopback(_host(url) or "")
 
 
 def url_problem(url: str) -> str | None:
@@ -228,6 +254,14 @@ class TfaClient:
                 parsed = True
             except ValueError:
                 pass
+        if 300 <= status < 400:
+            # Never followed (follow_redirects=False): the password or token would go along.
+            raise ProtocolError(
+                f"The server at {self._base_url} answered with a redirect (HTTP {status}),"
+                " which tfa does not follow: it could take your password elsewhere. Use the"
+                " final address of the server.",
+                status=status,
+            )
         if not 200 <= status < 300:
             raise error_from_response(status, data, response.headers)
         if status == 204 or not response.content:
@@ -297,8 +331,10 @@ class TfaClient:
     async def me(self) -> Me:
         return await self._fetch(Me.from_json, "GET", f"{API}/me")
 
-    async def totp_setup(self) -> TotpSetup:
-        return await self._fetch(TotpSetup.from_json, "POST", f"{API}/me/totp/setup")
+    async def totp_setup(self, password: str | None = None) -> TotpSetup:
+        """Raises PasswordRequired when the session signed in too long ago to go without."""
+        body = {"password": password} if password is not None else None
+        return await self._fetch(TotpSetup.from_json, "POST", f"{API}/me/totp/setup", body=body)
 
     async def totp_confirm(self, code: str) -> list[str]:
         """Returns the recovery codes; an enrollment session becomes a full one."""
@@ -426,4 +462,11 @@ def _page_params(
     return params
 
 
-__all__ = ["DEFAULT_SERVER", "TfaClient", "normalise_server_url", "user_agent"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "TfaClient",
+    "is_loopback",
+    "normalise_server_url",
+    "sends_in_clear",
+    "user_agent",
+]

@@ -73,6 +73,12 @@ class EnrollmentRequired(ApiError):
     default_code, default_status = "enrollment_required", 403
 
 
+class PasswordRequired(ApiError):
+    """403 `password_required`: this session signed in too long ago; send the password."""
+
+    default_code, default_status = "password_required", 403
+
+
 class NotFound(ApiError):
     default_code, default_status = "not_found", 404
 
@@ -136,6 +142,7 @@ _BY_CODE: dict[str, type[ApiError]] = {
         ChallengeExpired,
         Forbidden,
         EnrollmentRequired,
+        PasswordRequired,
         NotFound,
         PolicyRequires2fa,
         Conflict,
@@ -244,6 +251,7 @@ __all__ = [
     "InvalidCredentials",
     "InvalidRequest",
     "NotFound",
+    "PasswordRequired",
     "PolicyRequires2fa",
     "ProtocolError",
     "ServerError",

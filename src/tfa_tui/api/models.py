@@ -181,12 +181,16 @@ class Me:
 
 @dataclass(frozen=True, slots=True)
 class SignInResult:
-    """`token` is the challenge (totp_required), enrollment or full session token."""
+    """`token` is the challenge (totp_required), enrollment or full session token.
+
+    Before the second factor the server names only the account: `user` is then None.
+    """
 
     status: SignInStatus
     token: str = field(repr=False)
     expires_at: datetime
-    user: Me
+    username: str
+    user: Me | None
     recovery_codes_left: int | None = None
 
     @classmethod
@@ -196,11 +200,18 @@ class SignInResult:
         if status not in _SIGN_IN_STATUSES:
             raise _bad(read.nested("status"), "is not a known sign-in status")
         left = read.opt_number("recovery_codes_left") if "recovery_codes_left" in data else None
+        account = _Fields(read.mapping("user"), read.nested("user"))
+        user = (
+            None
+            if status == "totp_required"
+            else Me.from_json(read.mapping("user"), where=read.nested("user"))
+        )
         return cls(
             status=status,  # type: ignore[arg-type]  # checked against SignInStatus just above
             token=read.text("token"),
             expires_at=read.time("expires_at"),
-            user=Me.from_json(read.mapping("user"), where=read.nested("user")),
+            username=account.text("username"),
+            user=user,
             recovery_codes_left=left,
         )
 
@@ -249,6 +260,7 @@ class HistoryEntry:
     ip: str
     client: str
     username: str | None = None
+    count: int = 1  # refusals while throttled are counted into one entry a minute
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], *, where: str = "") -> Self:
@@ -263,6 +275,7 @@ class HistoryEntry:
             ip=read.text("ip"),
             client=read.text("client"),
             username=read.opt_text("username") if "username" in data else None,
+            count=read.number("count") if "count" in data else 1,
         )
 
 

@@ -13,6 +13,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from tfa_tui.api.errors import ApiError, Unauthorized
 from tfa_tui.api.models import AdminUser
+from tfa_tui.plain import plain
 from tfa_tui.words import describe
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class AddUserScreen(ModalScreen[AdminUser | None]):
             cast("TfaApp", self.app).session_ended()
             return
         except ApiError as exc:  # 409 taken, 400 invalid name: say so and let them fix it
-            self.query_one("#dialog-error", Static).update(describe(exc))
+            self.query_one("#dialog-error", Static).update(plain(describe(exc)))
             self.query_one("#username", Input).focus()
             return
         finally:

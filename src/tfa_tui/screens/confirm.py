@@ -11,6 +11,8 @@ from textual.widgets import Button, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    """The title and text are shown as plain text (no markup): they quote usernames and paths."""
+
     CSS_PATH = "confirm.tcss"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -29,8 +31,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(self._title, id="dialog-title")
-            yield Static(self._text, id="dialog-text")
+            yield Static(self._title, id="dialog-title", markup=False)
+            yield Static(self._text, id="dialog-text", markup=False)
             with Horizontal(id="dialog-buttons"):
                 yield Button(self._cancel, id="cancel", compact=True)
                 yield Button(

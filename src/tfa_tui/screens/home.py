@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,12 +18,13 @@ from textual.widgets import (
     TabPane,
 )
 
-from tfa_tui.api.errors import ApiError, PolicyRequires2fa, Unauthorized
+from tfa_tui.api.errors import ApiError, PolicyRequires2fa
 from tfa_tui.api.models import DisconnectResult, HistoryEntry, Me
+from tfa_tui.plain import cell, template, visible
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.reauth import Reauthentication, ReauthScreen
-from tfa_tui.words import describe, local_time
+from tfa_tui.words import local_time
 
 EVENTS = {
     "password": "Password",
@@ -34,26 +36,33 @@ EVENTS = {
     "logout": "Signed out",
     "forced_sign_out": "Signed out (policy)",
     "session_revoked": "Session revoked",
+    "session_restricted": "Held to 2FA setup",
     "totp_reset_by_admin": "2FA reset by admin",
 }
+REASONS = {"session_limit": "too many sessions: the oldest ended"}
 METHODS = {"password": "password", "totp": "app code", "recovery_code": "recovery code"}
 PAGE = 50
 
 
-def result_cell(success: bool) -> str:
-    """A symbol as well as a colour, so the table reads without colour."""
-    return "[green]✔ successful[/]" if success else "[red]✘ failed[/]"
+def result_cell(success: bool, count: int = 1) -> str:
+    """A symbol as well as a colour, so the table reads without colour; refusals counted into
+    one entry say how many."""
+    if success:
+        return "[green]✔ successful[/]"
+    return "[red]✘ failed[/]" + (f" [b]{count:,} times[/b]" if count > 1 else "")
 
 
-def history_row(entry: HistoryEntry) -> tuple[str, ...]:
+def history_row(entry: HistoryEntry) -> tuple[str | Text, ...]:
+    """Whatever the server sent is a literal cell, the raw values this client has no words for
+    included."""
     return (
         local_time(entry.at, with_seconds=True),
-        EVENTS.get(entry.event, entry.event),
-        result_cell(entry.success),
-        METHODS.get(entry.method or "", entry.method or "-"),
-        entry.ip or "-",
-        entry.client or "-",
-        (entry.reason or "").replace("_", " ") or "-",
+        cell(EVENTS.get(entry.event, entry.event)),
+        result_cell(entry.success, entry.count),
+        cell(METHODS.get(entry.method or "", entry.method or "-")),
+        cell(entry.ip or "-"),
+        cell(entry.client or "-"),
+        cell(REASONS.get(entry.reason or "") or (entry.reason or "").replace("_", " ") or "-"),
     )
 
 
@@ -118,7 +127,7 @@ class HomeScreen(TfaScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"{self.me.username} @ {self.tfa.api.base_url}"
+        self.sub_title = f"{visible(self.me.username)} @ {visible(self.tfa.api.base_url)}"
         history = self.query_one("#history-table", DataTable)
         history.add_columns("Time", "Event", "Result", "Method", "IP", "Client", "Reason")
         sessions = self.query_one("#sessions-table", DataTable)
@@ -166,11 +175,7 @@ class HomeScreen(TfaScreen):
         self.tfa.sign_out()
 
     def failed(self, error: BaseException) -> None:
-        """One place for worker failures: an ended session goes back to sign in."""
-        if isinstance(error, Unauthorized):
-            self.tfa.session_ended()
-        else:
-            self.notify(describe(error), severity="error")
+        self.tfa.api_failed(error)
 
     # Security
 
@@ -199,9 +204,11 @@ class HomeScreen(TfaScreen):
         count = me.failed_attempts_since_last_login
         if count and me.last_login is not None:
             failed.update(
-                f"⚠ {count} failed sign-in attempt{'s' if count != 1 else ''} since your last"
-                f" sign-in on {local_time(me.last_login.at)} from {me.last_login.ip}."
-                " See History."
+                template(
+                    f"⚠ {count} failed sign-in attempt{'s' if count != 1 else ''} since your last"
+                    f" sign-in on {local_time(me.last_login.at)} from $ip. See History.",
+                    ip=me.last_login.ip or "an unknown address",
+                )
             )
         elif count:
             failed.update(
@@ -355,8 +362,8 @@ class HomeScreen(TfaScreen):
                 "▶ this session" if session.current else "",
                 local_time(session.created_at),
                 local_time(session.last_seen_at),
-                session.ip,
-                session.client,
+                cell(session.ip),
+                cell(session.client),
                 key=str(session.id),
             )
 

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from tfa_tui.api.errors import ApiError, InvalidCredentials, Unauthorized
+from tfa_tui.plain import plain
 from tfa_tui.words import describe
 
 if TYPE_CHECKING:
@@ -47,10 +48,13 @@ class ReauthScreen(ModalScreen[T | None], Generic[T]):
         text: str,
         confirm: str,
         attempt: Callable[[Reauthentication], Awaitable[T]],
+        *,
+        with_code: bool = True,
     ) -> None:
         super().__init__()
         self._title, self._text, self._confirm = title, text, confirm
         self._attempt = attempt
+        self._with_code = with_code  # False: the password alone (connecting an app)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -58,10 +62,14 @@ class ReauthScreen(ModalScreen[T | None], Generic[T]):
             yield Static(self._text)
             yield Label("Password")
             yield Input(password=True, id="password", max_length=1024, compact=True)
-            yield Label("Code from your app, or a recovery code")
-            yield Input(
-                placeholder="6 digits or XXXX-XXXX-XXXX", id="code", max_length=20, compact=True
-            )
+            if self._with_code:
+                yield Label("Code from your app, or a recovery code")
+                yield Input(
+                    placeholder="6 digits or XXXX-XXXX-XXXX",
+                    id="code",
+                    max_length=20,
+                    compact=True,
+                )
             yield Static("", id="dialog-error")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel", id="cancel", compact=True)
@@ -72,15 +80,20 @@ class ReauthScreen(ModalScreen[T | None], Generic[T]):
 
     @on(Input.Submitted, "#password")
     def _next(self) -> None:
-        self.query_one("#code", Input).focus()
+        if self._with_code:
+            self.query_one("#code", Input).focus()
+        else:
+            self._submit()
 
     @on(Input.Submitted, "#code")
     @on(Button.Pressed, "#confirm")
     def _submit(self) -> None:
         password = self.query_one("#password", Input).value
-        code = self.query_one("#code", Input).value.strip()
-        if not password or not code:
-            self._error("Enter your password and a code.")
+        code = self.query_one("#code", Input).value.strip() if self._with_code else ""
+        if not password or (self._with_code and not code):
+            self._error(
+                "Enter your password and a code." if self._with_code else "Enter your password."
+            )
             return
         self.run_attempt(Reauthentication(password, code))
 
@@ -96,16 +109,21 @@ class ReauthScreen(ModalScreen[T | None], Generic[T]):
             return
         except ApiError as exc:
             self._error(describe(exc))
-            field = "#password" if isinstance(exc, InvalidCredentials) else "#code"
-            self.query_one("#code", Input).value = ""
-            self.query_one(field, Input).focus()
+            if isinstance(exc, InvalidCredentials) or not self._with_code:
+                field = self.query_one("#password", Input)
+                field.value = ""
+            else:
+                field = self.query_one("#code", Input)
+            if self._with_code:
+                self.query_one("#code", Input).value = ""
+            field.focus()
             return
         finally:
             dialog.loading = False
         self.dismiss(result)
 
     def _error(self, text: str) -> None:
-        self.query_one("#dialog-error", Static).update(text)
+        self.query_one("#dialog-error", Static).update(plain(text))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

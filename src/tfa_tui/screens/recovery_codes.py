@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
+import secrets
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, Footer, Input, Static
 
+from tfa_tui.plain import visible
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.screens.confirm import ConfirmScreen
 
@@ -39,12 +43,49 @@ def codes_columns(codes: list[str]) -> str:
 
 
 def write_private(path: Path, text: str, *, overwrite: bool) -> None:
-    """Create with mode 0600 from the start, so the codes are never readable by others."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
-    fd = os.open(path, flags, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+    """Write a new 0600 file beside `path`, then rename it into place.
+
+    The codes never go into a file that existed before: not a symlink's target (a rename
+    replaces the link itself), not a file others can read, not a second name of one. Without
+    `overwrite`, anything at `path`, a dangling symlink included, is left alone
+    (FileExistsError).
+    """
+    folder = path.parent
+    temporary = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temporary, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have taken the owner's bits too
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            _link_if_absent(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    with contextlib.suppress(OSError):  # the rename itself survives a crash
+        directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def _link_if_absent(source: Path, path: Path) -> None:
+    """A second name for `source` at `path` unless something is there, in one step; where the
+    file system has no hard links (FAT on a USB stick), a check and a rename."""
+    try:
+        os.link(source, path, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(source, path)
 
 
 class RecoveryCodesScreen(TfaScreen):
@@ -72,7 +113,8 @@ class RecoveryCodesScreen(TfaScreen):
                 " safe now: [b]they will never be shown again.[/b]",
                 id="warning",
             )
-            yield Static(codes_columns(self.codes), id="codes")
+            shown = [visible(code) for code in self.codes]
+            yield Static(codes_columns(shown), id="codes", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Copy all", id="copy", compact=True)
                 yield Button("Save to file", id="save", compact=True)
@@ -115,11 +157,11 @@ class RecoveryCodesScreen(TfaScreen):
     async def save(self, raw_path: str) -> None:
         path = await asyncio.to_thread(lambda: Path(raw_path.strip()).expanduser())
         overwrite = False
-        if await asyncio.to_thread(path.exists):
+        if await asyncio.to_thread(os.path.lexists, path):  # a symlink, even dangling, counts
             overwrite = await self.app.push_screen_wait(
                 ConfirmScreen(
                     "Replace the file?",
-                    f"{path} already exists. Replace it with these codes?",
+                    f"{visible(str(path))} already exists. Replace it with these codes?",
                     confirm="Replace",
                     danger=True,
                 )

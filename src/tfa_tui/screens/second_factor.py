@@ -9,6 +9,7 @@ from textual.containers import Vertical
 from textual.widgets import Button, Footer, Input, Static
 
 from tfa_tui.api.errors import ChallengeExpired, TooManyAttempts, Unauthorized
+from tfa_tui.plain import plain, template
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.widgets.code_input import CodeInput
 from tfa_tui.words import describe
@@ -35,7 +36,7 @@ class SecondFactorScreen(TfaScreen):
         card = Vertical(id="card")
         card.border_title = "Two-factor authentication"
         with card:
-            yield Static(f"Signing in as [b]{self.username}[/b].", id="who")
+            yield Static(template("Signing in as [b]$name[/b].", name=self.username), id="who")
             yield Static(TOTP_PROMPT, id="prompt")
             yield CodeInput(id="code")
             yield Input(
@@ -86,7 +87,7 @@ class SecondFactorScreen(TfaScreen):
 
     def _show_error(self, text: str) -> None:
         error = self.query_one("#error", Static)
-        error.update(text)
+        error.update(plain(text))
         error.set_class(not text, "hidden")
 
     @work(exclusive=True, exit_on_error=False, group="second-factor")

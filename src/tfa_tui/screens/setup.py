@@ -6,11 +6,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import Button, ContentSwitcher, Footer, Input, Label, Static
 
-from tfa_tui.api.errors import ApiError, Unauthorized
+from tfa_tui.api.errors import ApiError, PasswordRequired, Unauthorized
 from tfa_tui.api.models import TotpSetup
+from tfa_tui.plain import plain
 from tfa_tui.screens.base import TfaScreen
+from tfa_tui.screens.reauth import ReauthScreen
 from tfa_tui.widgets.code_input import CodeInput
 from tfa_tui.widgets.qr import QrCode
 from tfa_tui.words import describe
@@ -78,8 +81,11 @@ class SetupScreen(TfaScreen):
     async def start_setup(self) -> None:
         scan = self.query_one("#scan")
         scan.loading = True
+        setup: TotpSetup | None
         try:
             setup = await self.tfa.api.totp_setup()
+        except PasswordRequired:
+            setup = await self._setup_with_password()
         except Unauthorized as exc:
             self.tfa.session_ended(describe(exc))
             return
@@ -88,15 +94,39 @@ class SetupScreen(TfaScreen):
             return
         finally:
             scan.loading = False
+        if setup is None:
+            return
         self.setup = setup
         self.query_one(QrCode).data = setup.otpauth_uri
-        self.query_one("#key", Static).update(setup.grouped_secret)
+        self.query_one("#key", Static).update(plain(setup.grouped_secret))
         self.query_one("#account", Static).update(
-            f"Account  {setup.account}\nIssuer   {setup.issuer}\n"
-            f"{setup.digits} digits, {setup.period} s, {setup.algorithm}"
+            Content("\n").join(
+                plain(line)
+                for line in (
+                    f"Account  {setup.account}",
+                    f"Issuer   {setup.issuer}",
+                    f"{setup.digits} digits, {setup.period} s, {setup.algorithm}",
+                )
+            )
         )
         if self.tfa.demo is not None:
             self.tfa.demo.remember_secret(setup.account, setup.secret)
+
+    async def _setup_with_password(self) -> TotpSetup | None:
+        """The session signed in a while ago: whoever connects an app controls the account,
+        so the server wants the password first. Cancelling leaves the setup."""
+        setup = await self.app.push_screen_wait(
+            ReauthScreen[TotpSetup](
+                "Confirm it is you",
+                "You signed in a while ago. Enter your password to connect an authenticator app.",
+                "Continue",
+                lambda answer: self.tfa.api.totp_setup(answer.password),
+                with_code=False,
+            )
+        )
+        if setup is None:
+            self.action_cancel()
+        return setup
 
     def _show(self, step: str) -> None:
         self.query_one(ContentSwitcher).current = step
@@ -149,7 +179,7 @@ class SetupScreen(TfaScreen):
             return
         except ApiError as exc:
             error.update(
-                describe(exc)
+                plain(describe(exc))
                 if exc.code != "invalid_code"
                 else "That code did not match. Check that the app shows this account and that"
                 " your phone's clock is right, then type the code it shows now."

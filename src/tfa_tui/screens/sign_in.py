@@ -6,9 +6,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
+from tfa_tui.api.client import sends_in_clear
 from tfa_tui.api.errors import TooManyAttempts, Unreachable
+from tfa_tui.plain import plain, template
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.words import describe
 
@@ -29,8 +32,14 @@ class SignInScreen(TfaScreen):
         with card:
             with Horizontal(classes="row"):
                 yield Label("Server", classes="field-label")
-                yield Label(self.tfa.api.base_url, id="server")
-            yield Static(self._notice, id="notice", classes="" if self._notice else "hidden")
+                yield Label(plain(self.tfa.api.base_url), id="server")
+            if sends_in_clear(self.tfa.api.base_url):  # only with --insecure-http
+                yield Static(
+                    "⚠ Not encrypted (http://): your password crosses the network where"
+                    " others on the way can read it.",
+                    id="insecure",
+                )
+            yield Static(plain(self._notice), id="notice", classes="" if self._notice else "hidden")
             with Horizontal(classes="row"):
                 yield Label("Username", classes="field-label")
                 yield Input(placeholder="username", id="username", max_length=64, compact=True)
@@ -55,12 +64,16 @@ class SignInScreen(TfaScreen):
                 yield Button("Sign in", variant="primary", id="sign-in", compact=True)
                 yield Button("Retry", id="retry", classes="hidden", compact=True)
         if self.tfa.demo is not None:
-            lines = []
-            for account in self.tfa.demo.accounts:
-                lines.append(
-                    f"[b]{account.username:<6}[/b] {account.password:<11} {account.description}"
+            lines = [
+                template(
+                    "[b]$name[/b] $password $about",
+                    name=f"{account.username:<6}",
+                    password=f"{account.password:<11}",
+                    about=account.description,
                 )
-            demo = Static("\n".join(lines), id="demo-accounts")
+                for account in self.tfa.demo.accounts
+            ]
+            demo = Static(Content("\n").join(lines), id="demo-accounts")
             demo.border_title = "Demo accounts: username, password"
             yield demo
         yield Footer()
@@ -88,7 +101,7 @@ class SignInScreen(TfaScreen):
 
     def show_error(self, text: str, *, retry: bool = False) -> None:
         error = self.query_one("#error", Static)
-        error.update(text)
+        error.update(plain(text))
         error.set_class(not text, "hidden")
         self.query_one("#retry").set_class(not retry, "hidden")
 

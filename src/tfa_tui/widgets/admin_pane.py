@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -22,11 +23,12 @@ from textual.widgets import (
     TabPane,
 )
 
-from tfa_tui.api.errors import ApiError, Unauthorized
+from tfa_tui.api.errors import ApiError
 from tfa_tui.api.models import AdminUser, AuditEntry, Policy
+from tfa_tui.plain import cell, visible
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import PAGE, history_row
-from tfa_tui.words import describe, local_time
+from tfa_tui.words import local_time
 
 if TYPE_CHECKING:
     from tfa_tui.app import TfaApp
@@ -45,12 +47,17 @@ def _days(count: int) -> str:
 
 
 def _names(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:5])
+    shown = ", ".join(visible(name) for name in names[:5])
     return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def policy_change_text(
-    old: Policy, force: bool, grace: int, without_2fa: Sequence[str], total: int
+    old: Policy,
+    force: bool,
+    grace: int,
+    without_2fa: Sequence[str],
+    total: int,
+    myself: str | None = None,
 ) -> str | None:
     """What saving does to people, in words for the confirmation; None when nothing changes."""
     if force == old.force_2fa and grace == old.grace_period_days:
@@ -61,9 +68,9 @@ def policy_change_text(
         return f"The grace period becomes {_days(grace)}. It only matters while 2FA is forced."
     if not old.force_2fa:
         text = "Users without two-factor authentication will have to set it up " + (
-            f"within {_days(grace)}; after that, at their next sign-in."
+            f"within {_days(grace)}; after that, before they can do anything else."
             if grace
-            else "at their next sign-in."
+            else "before they can do anything else, in the sessions they have now too."
         )
     else:
         deadline = old.forced_since + timedelta(days=grace) if old.forced_since else None
@@ -74,11 +81,14 @@ def policy_change_text(
         )
     if not without_2fa:
         return text + f"\n\nAll {total} users already have two-factor authentication."
-    return text + (
+    text += (
         f"\n\n{len(without_2fa)} of {total} users {'has' if len(without_2fa) == 1 else 'have'}"
         " no two-factor authentication yet:"
         f" {_names(without_2fa)}."
     )
+    if myself in without_2fa and grace == 0:
+        text += " That includes you: you will set it up right after saving."
+    return text
 
 
 def audit_detail(action: str, detail: Mapping[str, Any]) -> str:
@@ -98,23 +108,23 @@ def audit_detail(action: str, detail: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in detail.items()) or "-"
 
 
-def audit_row(entry: AuditEntry) -> tuple[str, ...]:
+def audit_row(entry: AuditEntry) -> tuple[str | Text, ...]:
     return (
         local_time(entry.at, with_seconds=True),
-        entry.actor,
-        ACTIONS.get(entry.action, entry.action),
-        entry.target or "-",
-        audit_detail(entry.action, entry.detail),
-        entry.ip or "console",
+        cell(entry.actor),
+        cell(ACTIONS.get(entry.action, entry.action)),
+        cell(entry.target or "-"),
+        cell(audit_detail(entry.action, entry.detail)),
+        cell(entry.ip or "console"),
     )
 
 
-def user_row(user: AdminUser) -> tuple[str, ...]:
+def user_row(user: AdminUser) -> tuple[str | Text, ...]:
     locked = local_time(user.locked_until, with_seconds=True) if user.locked_until else "-"
     if user.locked_until is None and user.failed_attempts:
         locked = f"- ({user.failed_attempts} failed)"
     return (
-        user.username,
+        cell(user.username),
         "✔ admin" if user.is_admin else "",
         "[green]✔ on[/]" if user.totp_enabled else "[red]✘ off[/]",
         local_time(user.last_login.at) if user.last_login else "never",
@@ -189,8 +199,8 @@ class AdminPane(Vertical):
                         compact=True,
                     )
                 yield Static(
-                    "How long users without 2FA may still sign in without it once it is forced;"
-                    " 0: they must set it up at their next sign-in.",
+                    "How long users without 2FA may still go without it once it is forced;"
+                    " 0: they must set it up before they can do anything else.",
                     classes="admin-note",
                 )
                 yield Static("", id="admin-policy-status", classes="admin-note")
@@ -235,8 +245,8 @@ class AdminPane(Vertical):
         self._table("audit").add_columns("Time", "Who", "Action", "Target", "Details", "From")
         self.reload()
 
-    def _table(self, name: str) -> DataTable[str]:
-        return cast("DataTable[str]", self.query_one(f"#admin-{name}-table", DataTable))
+    def _table(self, name: str) -> DataTable[str | Text]:
+        return cast("DataTable[str | Text]", self.query_one(f"#admin-{name}-table", DataTable))
 
     def reload(self) -> None:
         """Fetch all four sections again, from the newest entries (the home screen's `r`)."""
@@ -246,11 +256,7 @@ class AdminPane(Vertical):
         self.load_audit(reset=True)
 
     def failed(self, error: BaseException) -> None:
-        """One place for worker failures: an ended session goes back to sign in."""
-        if isinstance(error, Unauthorized):
-            self.tfa.session_ended()
-        else:
-            self.notify(describe(error), severity="error")
+        self.tfa.api_failed(error)
 
     def on_show(self, event: events.Show) -> None:
         """Opening the Admin tab hides whatever had the focus: give it to the section's tabs,
@@ -311,7 +317,7 @@ class AdminPane(Vertical):
             state = f"2FA is forced since {local_time(policy.forced_since)}; users without it " + (
                 f"must set it up by {local_time(deadline)}."
                 if policy.grace_period_days
-                else "must set it up at their next sign-in."
+                else "must set it up before they can do anything else."
             )
         else:
             state = "2FA is not forced: users choose."
@@ -338,7 +344,7 @@ class AdminPane(Vertical):
             self.failed(exc)
             return
         missing = [user.username for user in users if not user.totp_enabled]
-        change = policy_change_text(old, force, grace, missing, len(users))
+        change = policy_change_text(old, force, grace, missing, len(users), self.tfa.username)
         if change is None:
             self.notify("Nothing changed.")
             return
@@ -418,11 +424,12 @@ class AdminPane(Vertical):
             "This removes your own two-factor authentication and signs you out everywhere,"
             " here too."
             if myself
-            else f"This removes {user.username}'s two-factor authentication and signs them"
-            " out everywhere. Their recovery codes stop working too."
+            else f"This removes {visible(user.username)}'s two-factor authentication and signs"
+            " them out everywhere. Their recovery codes stop working too."
         )
+        title = f"Reset 2FA of {visible(user.username)}?"
         if not await self.app.push_screen_wait(
-            ConfirmScreen(f"Reset 2FA of {user.username}?", text, confirm="Reset 2FA", danger=True)
+            ConfirmScreen(title, text, confirm="Reset 2FA", danger=True)
         ):
             return
         try:
@@ -464,7 +471,9 @@ class AdminPane(Vertical):
     def _filter_changed(self) -> None:
         self.load_history(reset=True)
 
-    def _fill(self, name: str, rows: dict[str, tuple[str, ...]], next_before: int | None) -> None:
+    def _fill(
+        self, name: str, rows: dict[str, tuple[str | Text, ...]], next_before: int | None
+    ) -> None:
         table = self._table(name)
         for key, row in rows.items():
             table.add_row(*row, key=key)
@@ -496,7 +505,10 @@ class AdminPane(Vertical):
             table.loading = False
         if reset:
             table.clear()
-        rows = {str(entry.id): (entry.username or "-", *history_row(entry)) for entry in page.items}
+        rows = {
+            str(entry.id): (cell(entry.username or "-"), *history_row(entry))
+            for entry in page.items
+        }
         self._fill("history", rows, page.next_before)
 
     @work(exclusive=True, exit_on_error=False, group="audit")
