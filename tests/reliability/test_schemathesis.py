@@ -68,6 +68,7 @@ class ServerThread:
         self.clock = FakeClock()
         self.server: RunningServer = self.run(start_server(Path(self.folder.name), self.clock))
         self.start_copy = Path(self.folder.name) / "start.sqlite3"
+        self.start_time = self.clock.now()
         self.statuses: Counter[int] = Counter()
         # What schemathesis checked: responses per phase, and each check that failed.
         self.checked: Counter[str] = Counter()
@@ -76,6 +77,7 @@ class ServerThread:
         self.scenarios = 0
         self.steps = 0
         self.followed: Counter[str] = Counter()
+        self.answers: Counter[str] = Counter()  # stateful steps by operation and status
 
     def note_checks(self, case: Case, results: list[CheckResult]) -> None:
         """From schemathesis' `after_validate` hook: one checked response and its results."""
@@ -92,16 +94,20 @@ class ServerThread:
         return sorted({what for phase, what in self.failures if (phase == "stateful") == stateful})
 
     def keep_as_start(self) -> None:
-        """Remember the database as it is now, for `restart_from_start`."""
+        """Remember the database and the time as they are now, for `restart_from_start`."""
         self._copy(self.server.settings.db_path, self.start_copy)
+        self.start_time = self.clock.now()
 
     def restart_from_start(self) -> None:
-        """The server restarted on the same port over the remembered database: every scenario of
-        the stateful phase meets the same accounts, history and throttles, so a replayed scenario
-        gets the same answers (hypothesis stops with FlakyStrategyDefinition otherwise)."""
+        """The server restarted on the same port over the remembered database, at the
+        remembered time: every scenario of the stateful phase meets the same accounts, history,
+        throttles and clock whatever ran before it, so a replayed scenario gets the same answers
+        (hypothesis stops with FlakyStrategyDefinition otherwise) and the walk is the same on
+        every run."""
         port = self.server.app.port
         self.run(self.server.app.stop())
         self._copy(self.start_copy, self.server.settings.db_path)
+        self.clock.value = self.start_time
         app = Application(open_core(self.server.settings, self.clock))
         self.run(app.start("127.0.0.1", port))
         self.server = dataclasses.replace(self.server, app=app)
@@ -259,6 +265,7 @@ def test_sequences_along_the_links_keep_the_contract(
         def after_call(self, response: Response, case: Case) -> None:
             super().after_call(response, case)
             world.steps += 1
+            world.answers[f"{case.operation.label} {response.status_code}"] += 1
 
     links = api_schema.statistic.transitions.total
     try:
@@ -288,4 +295,6 @@ def test_sequences_along_the_links_keep_the_contract(
     assert not failed
     assert world.checked["stateful"] == world.steps > 0
     kinds = {link.rsplit(": ", 1)[1] for link in world.followed}
-    assert kinds >= LINK_KINDS, f"links never followed: {LINK_KINDS - kinds}"
+    assert kinds >= LINK_KINDS, (
+        f"links never followed: {LINK_KINDS - kinds}; steps: {dict(world.answers)}"
+    )
