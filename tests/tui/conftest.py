@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -99,6 +100,16 @@ async def settle(app: TfaApp, pilot: Pilot[None]) -> None:
         await pilot.pause()
         if not any(worker.is_running for worker in app.workers):
             return
+
+
+async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
+    """Poll the app (a few ms at a time) until `condition` holds; fail after 5 s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.01)
 
 
 def record_notices(app: TfaApp) -> list[str]:

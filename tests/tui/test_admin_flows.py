@@ -7,8 +7,6 @@ never with `settle()` (its wait for the workers would wait for the dialog's answ
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from textual.pilot import Pilot
@@ -24,7 +22,7 @@ from tfa_tui.screens.setup import SetupScreen
 from tfa_tui.widgets.admin_pane import AdminPane
 
 from ..conftest import PASSWORD, RunningServer, bearer, enable_totp, login
-from .conftest import running_app, settle
+from .conftest import running_app, settle, wait_for
 
 SECTIONS = ("admin-policy", "admin-users", "admin-history", "admin-audit")
 # Typing costs ~0.1 s a key under Pilot: whoever signs in on screen has a short password.
@@ -32,16 +30,6 @@ TYPED = "typed-pw"
 
 
 # Helpers: the person's side
-
-
-async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
-    """Poll the app (a few ms at a time) until `condition` holds; fail after 5 s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.01)
 
 
 async def sign_in(app: TfaApp, pilot: Pilot[None], name: str, password: str = PASSWORD) -> None:

@@ -9,10 +9,9 @@ allows are written into its database, as an older or hostile server would hold t
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import pytest
 from rich.style import Style
@@ -40,7 +39,7 @@ from tfa_tui.session_store import SessionStore
 from tfa_tui.widgets.admin_pane import AdminPane, audit_row
 
 from ..conftest import PASSWORD, RunningServer, enable_totp, login
-from .conftest import notices, record_notices, running_app, settle
+from .conftest import notices, record_notices, running_app, settle, wait_for
 
 pytestmark = pytest.mark.finding("F01")
 
@@ -103,15 +102,6 @@ def assert_shown(widget: Widget, expected: Iterable[str], where: str) -> None:
     for value in expected:
         assert "".join(value.split()) in unwrapped, f"{where}: {value!r} is not shown in\n{drawn}"
     assert_inert(rendered(widget), where)
-
-
-async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.01)
 
 
 def toasts(app: TfaApp) -> list[Toast]:
