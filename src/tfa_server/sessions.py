@@ -79,20 +79,14 @@ def _enforce_cap(
     for session_id in ended:
         rows.revoke(conn, session_id, now)
         if not challenges:
-            history.record(
-                conn,
-                history.HistoryEvent(
-                    user.id,
-                    user.username,
-                    "session_revoked",
-                    True,
-                    None,
-                    "session_limit",
-                    origin.ip,
-                    origin.client,
-                ),
-                now,
-            )
+            history.record(conn, _event(user, "session_revoked", "session_limit", origin), now)
+
+
+def _event(user: User, event: str, reason: str, origin: Origin) -> history.HistoryEvent:
+    """A session ended or held by a rule, not by a sign-in step: a success with its reason."""
+    return history.HistoryEvent(
+        user.id, user.username, event, True, None, reason, origin.ip, origin.client
+    )
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -152,20 +146,8 @@ def _restrict(conn: sqlite3.Connection, session: Session, now: float, origin: Or
         if rows.restrict_to_enrollment(conn, session.id):
             user = users.by_id(conn, session.user_id)
             if user is not None:
-                history.record(
-                    conn,
-                    history.HistoryEvent(
-                        user.id,
-                        user.username,
-                        "session_restricted",
-                        True,
-                        None,
-                        "policy_requires_2fa",
-                        origin.ip,
-                        origin.client,
-                    ),
-                    now,
-                )
+                entry = _event(user, "session_restricted", "policy_requires_2fa", origin)
+                history.record(conn, entry, now)
     return replace(session, kind="enrollment")
 
 

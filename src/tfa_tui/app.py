@@ -177,14 +177,8 @@ class TfaApp(App[None]):
     async def go_home(self) -> None:
         try:
             me = await self.api.me()
-        except Unauthorized:
-            self.session_ended()
-            return
-        except EnrollmentRequired:
-            self.enrollment_required()
-            return
         except ApiError as exc:
-            self.notify(describe(exc), severity="error")
+            self.api_failed(exc)
             return
         self.show_home(me)
 
