@@ -615,6 +615,24 @@ class TestReset2fa:
         response = await client.post("/api/v1/admin/users/nobody/reset-2fa", headers=bearer(root))
         assert_error(response, 404, "not_found")
 
+    async def test_without_2fa_nothing_changes(
+        self, server: RunningServer, client: httpx.AsyncClient
+    ) -> None:
+        """Issue 11: a reset of nothing is refused (409) and changes nothing: the user's
+        session lives on and neither the audit log nor the history claim a reset."""
+        root = await admin_token(server, client)
+        await server.add_user("alice")
+        token = (await login(client, "alice"))["token"]
+
+        response = await client.post("/api/v1/admin/users/alice/reset-2fa", headers=bearer(root))
+        assert_error(response, 409, "conflict")
+        assert "no two-factor authentication to reset" in response.json()["message"]
+        assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 200
+        audit = (await client.get("/api/v1/admin/audit", headers=bearer(root))).json()["items"]
+        assert "totp_reset" not in [entry["action"] for entry in audit]
+        events = [item["event"] for item in await get_all(client, root, "/api/v1/admin/history")]
+        assert "totp_reset_by_admin" not in events
+
 
 class TestAdminHistory:
     async def _events(self, server: RunningServer, client: httpx.AsyncClient) -> str:

@@ -321,13 +321,9 @@ class TestUserCommands:
     def test_unknown_user(self, db: Path, env: dict[str, str], command: str) -> None:
         assert_error(run(env, "user", command, "ghost", "--db", str(db)), 1, "no user 'ghost'")
 
-    def test_reset_and_unlock_report_what_they_did(self, db: Path, env: dict[str, str]) -> None:
+    def test_unlock_reports_what_it_did(self, db: Path, env: dict[str, str]) -> None:
+        """(reset-2fa's report: test_cli_changes_reach_a_running_server.)"""
         add_user(env, db, "frank")
-        reset = run(env, "user", "reset-2fa", "Frank", "--db", str(db))
-        assert (reset.returncode, reset.stdout) == (
-            0,
-            "2FA removed for frank; their sessions are ended\n",
-        )
         unlock = run(env, "user", "unlock", "frank", "--db", str(db))
         assert (unlock.returncode, unlock.stdout) == (0, "frank unlocked\n")
 
@@ -540,7 +536,11 @@ class TestServe:
             )
             assert confirm.status_code == 200
             assert (await sign_in(http, "alice")).json()["status"] == "totp_required"
-            assert run(env, "user", "reset-2fa", "alice", "--db", str(db)).returncode == 0
+            reset = run(env, "user", "reset-2fa", "Alice", "--db", str(db))
+            assert (reset.returncode, reset.stdout) == (
+                0,
+                "2FA removed for alice; their sessions are ended\n",
+            )
             gone = await http.get("/api/v1/me", headers=bearer(token))
             assert (gone.status_code, gone.json()["error"]) == (401, "unauthorized")
             again = await sign_in(http, "alice")
@@ -601,7 +601,7 @@ async def test_demo_serves_a_throwaway_database(
     await demo.wait_for("Press Ctrl\\+C to stop")
     banner = demo.stdout.read_text()
     url = re.search(r"tfa demo server on (http://127\.0\.0\.1:\d+) ", banner)
-    credentials = re.search(r"administrator: (\S+) / (\S+)", banner)
+    credentials = re.search(r"^ +(\S+) / (\S+) +administrator", banner, re.MULTILINE)
     assert url
     assert credentials
     [folder] = (tmp_path / "tmp").glob("tfa-demo-*")
@@ -613,7 +613,8 @@ async def test_demo_serves_a_throwaway_database(
         assert signed.json()["status"] == "authenticated"
         assert signed.json()["user"]["is_admin"] is True
         users = await http.get("/api/v1/admin/users", headers=bearer(signed.json()["token"]))
-        assert [item["username"] for item in users.json()["items"]] == ["admin"]
+        # The demo accounts of tfa --demo (tests/test_cli_agrees.py compares them).
+        assert [item["username"] for item in users.json()["items"]] == ["admin", "alice", "bob"]
 
     assert await demo.stop(signal.SIGINT) == 0
     assert not folder.exists()

@@ -131,13 +131,17 @@ class Admin:
         return self._view(await self.core.db.run(_create))
 
     async def reset_2fa(self, actor: Actor, username: str) -> JsonObject:
-        """Remove the user's 2FA and end their sessions, for a person who lost their phone."""
+        """Remove the user's 2FA and end their sessions, for a person who lost their phone; a
+        user without 2FA is refused (409) and nothing changes."""
 
         def _reset(conn: sqlite3.Connection) -> User:
             now = self.core.now()
             with transaction(conn):
                 user = _target(conn, username)
-                had_2fa = factor_rows.remove(conn, user.id)
+                if not factor_rows.remove(conn, user.id):
+                    # Nothing to reset: a "reset" would still end every session and stand in
+                    # the audit log as one. The transaction rolls back a pending setup too.
+                    raise Conflict(f"{user.username} has no two-factor authentication to reset.")
                 ended = session_rows.revoke_all(conn, user.id, now)
                 origin = actor.origin or Origin("", "tfa-server cli")
                 history.record(
@@ -150,7 +154,7 @@ class Admin:
                     actor,
                     "totp_reset",
                     user.username,
-                    {"had_2fa": had_2fa, "sessions_ended": ended},
+                    {"had_2fa": True, "sessions_ended": ended},
                 )
                 fresh = users.by_id(conn, user.id)
                 assert fresh is not None

@@ -493,11 +493,11 @@ class Api:
                 "POST",
                 f"{v1}/admin/users/{{username}}/reset-2fa",
                 "resetUser2fa",
-                "Remove a user's 2FA and end their sessions (audited)",
+                "Remove a user's 2FA and end their sessions (audited); 409 without 2FA",
                 self._reset_2fa,
                 "admin",
                 response="AdminUser",
-                errors=(*user_errors, 404),
+                errors=(*user_errors, 404, 409),
                 tag="admin",
             ),
             Route(

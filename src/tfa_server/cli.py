@@ -35,9 +35,11 @@ from tfa_server.config import (
     default_key_path,
 )
 from tfa_server.crypto import KeyFileError
+from tfa_server.demo_accounts import DEMO_ACCOUNTS, seed_demo_accounts
 from tfa_server.errors import ApiError
 from tfa_server.http.forwarded import HEADERS, Network, TrustedProxies, parse_networks
 from tfa_server.http.server import HttpLimits
+from tfa_server.passwords import password_problem
 from tfa_server.storage.schema import SchemaTooNew
 
 T = TypeVar("T")
@@ -47,6 +49,10 @@ DEFAULT_PORT = 8421
 
 class CliError(Exception):
     """A problem the person at the console can fix; shown as one line, exit 1."""
+
+
+class UsageError(CliError):
+    """Flags that cannot go together or are missing; one line, exit 2, as argparse's own."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -215,7 +221,7 @@ def build_parser() -> Parser:
         help="TFA_LOG_LEVEL",
     )
 
-    demo = commands.add_parser("demo", help="serve a throw-away database with a seeded admin")
+    demo = commands.add_parser("demo", help="serve a throw-away database with the demo accounts")
     demo.add_argument(
         "--port",
         type=int,
@@ -250,8 +256,12 @@ def build_parser() -> Parser:
     show = policy_commands.add_parser("show", help="show the policy")
     show.add_argument("--json", action="store_true", help="print JSON")
     _storage_options(show)
-    change = policy_commands.add_parser("set", help="change the policy")
-    change.add_argument("--force-2fa", required=True, choices=["on", "off"])
+    change = policy_commands.add_parser(
+        "set", help="change the policy; a setting left out keeps its value"
+    )
+    change.add_argument(
+        "--force-2fa", choices=["on", "off"], default=None, help="(default: unchanged)"
+    )
     change.add_argument(
         "--grace-days",
         type=int,
@@ -298,6 +308,9 @@ def _run_admin(args: argparse.Namespace, work: Callable[[Admin, Actor], Awaitabl
         core.db.close()
 
 
+PASSWORD_TRIES = 3
+
+
 def _read_new_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -306,10 +319,14 @@ def _read_new_password(from_stdin: bool) -> str:
         return password
     if not sys.stdin.isatty():
         raise CliError("standard input is not a terminal: use --password-stdin")
-    password = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat password: ") != password:
-        raise CliError("the passwords do not match")
-    return password
+    # A typo on a prompt that echoes nothing is easy: ask again, as passwd(1) does.
+    for _ in range(PASSWORD_TRIES):
+        password = getpass.getpass("Password: ")
+        problem = password_problem(password)
+        if problem is None and getpass.getpass("Repeat password: ") == password:
+            return password
+        print(problem or "The passwords do not match. Try again.", file=sys.stderr, flush=True)
+    raise CliError(f"no password set after {PASSWORD_TRIES} tries")
 
 
 def _login_text(info: dict[str, Any] | None) -> str:
@@ -349,12 +366,17 @@ def _user(args: argparse.Namespace) -> int:
 
 def _policy(args: argparse.Namespace) -> int:
     if args.policy_command == "set":
+        if args.force_2fa is None and args.grace_days is None:
+            raise UsageError(
+                "policy set needs --force-2fa, --grace-days or both"
+                f" (see '{PROG} policy set --help')"
+            )
 
         async def _set(admin: Admin, actor: Actor) -> dict[str, Any]:
-            grace = args.grace_days
-            if grace is None:
-                grace = (await admin.get_policy())["grace_period_days"]
-            return await admin.set_policy(actor, args.force_2fa == "on", grace)
+            current = await admin.get_policy()
+            force = current["force_2fa"] if args.force_2fa is None else args.force_2fa == "on"
+            grace = current["grace_period_days"] if args.grace_days is None else args.grace_days
+            return await admin.set_policy(actor, force, grace)
 
         current = _run_admin(args, _set)
     else:
@@ -454,7 +476,27 @@ def _serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_ADMIN_PASSWORD = "admin-demo-password"  # noqa: S105 printed on purpose: throw-away demo
+def _demo_banner(url: str, secrets: dict[str, str]) -> str:
+    """The demo's accounts and how to start with curl. The passwords and the TOTP keys are
+    printed on purpose: they open a throw-away database, removed on exit."""
+    width = max(len(f"{account.username} / {account.password}") for account in DEMO_ACCOUNTS)
+    lines = [f"tfa demo server on {url} (throw-away database, removed on exit)", "  accounts:"]
+    for account in DEMO_ACCOUNTS:
+        state = "2FA on" if account.with_2fa else "no 2FA"
+        if account.username in secrets:
+            state += f", codes: oathtool --totp -b {secrets[account.username]}"
+        role = "administrator, " if account.is_admin else ""
+        pair = f"{account.username} / {account.password}"
+        lines.append(f"    {pair:<{width}}  {role}{state}")
+    admin = next(account for account in DEMO_ACCOUNTS if account.is_admin)
+    login = f'{{"username":"{admin.username}","password":"{admin.password}"}}'
+    lines += [
+        f"  try: curl -s {url}/healthz",
+        f"       curl -s -H 'Content-Type: application/json' -d '{login}' {url}/api/v1/login",
+        f"  API description: {url}/api/v1/openapi.json",
+        "Press Ctrl+C to stop.",
+    ]
+    return "\n".join(lines)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -464,24 +506,12 @@ def _demo(args: argparse.Namespace) -> int:
         initialise(settings)
         core = open_core(settings)
         app = Application(core)
-        actor = Actor("cli:demo", None)
 
         async def _run() -> None:
-            await Admin(core).create_user(actor, "admin", DEMO_ADMIN_PASSWORD, True)
+            secrets = await seed_demo_accounts(core)
 
             def banner(port: int) -> None:
-                url = f"http://127.0.0.1:{port}"
-                print(
-                    f"tfa demo server on {url} (throw-away database, removed on exit)\n"
-                    f"  administrator: admin / {DEMO_ADMIN_PASSWORD}\n"
-                    f"  try: curl -s {url}/healthz\n"
-                    f"       curl -s -H 'Content-Type: application/json' -d"
-                    f' \'{{"username":"admin","password":"{DEMO_ADMIN_PASSWORD}"}}\''
-                    f" {url}/api/v1/login\n"
-                    f"  API description: {url}/api/v1/openapi.json\n"
-                    "Press Ctrl+C to stop.",
-                    flush=True,
-                )
+                print(_demo_banner(f"http://127.0.0.1:{port}", secrets), flush=True)
 
             await _serve(app, "127.0.0.1", args.port, banner)
 
@@ -506,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args)
     except (CliError, DatabaseMissing, KeyFileError, SchemaTooNew) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     except ApiError as exc:
         print(f"{PROG}: error: {exc.message}", file=sys.stderr)
         return 1

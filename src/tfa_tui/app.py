@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.notifications import SeverityLevel
+from textual.notifications import Notify, SeverityLevel
 from textual.screen import Screen
 
 from tfa_tui import exit_guard
@@ -21,6 +21,21 @@ from tfa_tui.demo import DemoAccounts
 from tfa_tui.plain import visible
 from tfa_tui.session_store import SessionStore
 from tfa_tui.words import describe
+
+LOGOUT_ON_QUIT = 2.0  # seconds: quitting never waits longer on the server than this
+SIGNED_OUT = "You are signed out."
+SIGNED_OUT_HERE = (
+    "Signed out here; the server could not be told, so the session stays valid until it"
+    " expires or you revoke it from Sessions."
+)
+
+
+@runtime_checkable
+class GuardsLeaving(Protocol):
+    """A screen holding what cannot be shown again (the recovery codes): before the app quits
+    or signs out, it is asked, and may ask the person, whether leaving it is safe."""
+
+    async def may_leave(self) -> bool: ...
 
 
 class TfaApp(App[None]):
@@ -76,6 +91,37 @@ class TfaApp(App[None]):
     def _exit_from_thread(self, loop: asyncio.AbstractEventLoop) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: the app has ended
             loop.call_soon_threadsafe(self.exit)
+
+    async def action_quit(self) -> None:
+        """Ctrl+Q and the palette's Quit: a person's own way out, which asks first where
+        something would be lost. A hang-up or SIGTERM ends the app at once (see above)."""
+        if not any(worker.group == "quit" and worker.is_running for worker in self.workers):
+            self._quit()
+
+    @work(exit_on_error=False, group="quit")
+    async def _quit(self) -> None:
+        if not await self._may_leave():
+            return
+        await self._end_unremembered_session()
+        self.exit()
+
+    async def _may_leave(self) -> bool:
+        """Every screen on the stack that guards what it shows agrees, the top one first."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, GuardsLeaving) and not await screen.may_leave():
+                return False
+        return True
+
+    async def _end_unremembered_session(self) -> None:
+        """A session this computer does not remember can never be used again, yet would stay
+        valid on the server until it expires (every start would add one): end it, without
+        keeping the person waiting on a server that does not answer. A remembered session
+        is kept, which is the point of remembering it."""
+        if self.remembered or self.api.token is None:
+            return
+        with contextlib.suppress(ApiError, TimeoutError):
+            async with asyncio.timeout(LOGOUT_ON_QUIT):
+                await self.api.logout()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_demo":
@@ -168,6 +214,16 @@ class TfaApp(App[None]):
             visible(message), title=title, severity=severity, timeout=timeout, markup=False
         )
 
+    def on_notify(self, event: Notify) -> None:
+        """One problem, one notification: several calls failing the same way at once (the
+        refresh of Home) would stack identical ones. One still on screen stands for them all."""
+        new = event.notification
+        if any(
+            (shown.message, shown.title, shown.severity) == (new.message, new.title, new.severity)
+            for shown in self._notifications
+        ):
+            event.prevent_default()  # App._on_notify, which would add it, is not called
+
     def show_home(self, me: Me) -> None:
         from tfa_tui.screens.home import HomeScreen
 
@@ -186,7 +242,7 @@ class TfaApp(App[None]):
         from tfa_tui.screens.sign_in import SignInScreen
 
         self.api.token = None
-        self.switch_screen(SignInScreen(notice))
+        self.switch_screen(SignInScreen(notice, username=self.username))  # signs in again
 
     def session_ended(self, notice: str = "Your session has ended. Sign in again.") -> None:
         """Any call that finds the session gone lands here: back to sign in, with words."""
@@ -200,10 +256,17 @@ class TfaApp(App[None]):
 
     @work(exclusive=True, exit_on_error=False, group="sign-out")
     async def sign_out(self) -> None:
-        with contextlib.suppress(ApiError):  # the session is gone either way
+        """Signed out here in any case; the words say whether the session ended on the server
+        too (an answer that it had already ended counts: the client takes it as done)."""
+        if not await self._may_leave():
+            return
+        notice = SIGNED_OUT
+        try:
             await self.api.logout()
+        except ApiError:  # not heard: the server still holds the session
+            notice = SIGNED_OUT_HERE
         self._forget()
-        self.show_sign_in("You are signed out.")
+        self.show_sign_in(notice)
 
     async def on_unmount(self) -> None:
         await self.api.aclose()

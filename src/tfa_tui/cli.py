@@ -69,14 +69,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = normalise_server_url(args.server)
     problem = server_problem(server, insecure_http=args.insecure_http)
     if problem is not None:
-        print(f"{PROG}: error: --server {args.server!r}: {problem}", file=sys.stderr)
+        # An address with a password in it is not repeated: it would land in a scroll-back.
+        shown = "" if "@" in args.server else f" {args.server!r}"
+        print(f"{PROG}: error: --server{shown}: {problem}", file=sys.stderr)
         return 2
     if args.demo:
         return run_demo()
     from tfa_tui.app import TfaApp
 
     with ExitGuard() as guard:
-        TfaApp(TfaClient(server)).run()
+        TfaApp(TfaClient(server, insecure_http=args.insecure_http)).run()
     return guard.finish()
 
 

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 
 class TfaCommands(Provider):
+    """Places and actions, each offered only where it applies; an action runs exactly what its
+    button or key runs (the same method), so both behave the same."""
+
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         from tfa_tui.screens.home import HomeScreen
 
@@ -20,24 +23,55 @@ class TfaCommands(Provider):
         found: list[tuple[str, str, Callable[[], object]]] = []
         screen = self.screen  # the screen under the palette
         if isinstance(screen, HomeScreen):
+            me = screen.me
             found += [
                 (
                     "Open security",
-                    "2FA status and recovery codes",
+                    "2FA status and recovery codes (s)",
                     lambda: screen.action_tab("security"),
                 ),
-                ("Open history", "Your sign-in history", lambda: screen.action_tab("history")),
-                ("Open sessions", "Where you are signed in", lambda: screen.action_tab("sessions")),
-                ("Sign out", "End this session", app.sign_out),
+                ("Open history", "Your sign-in history (h)", lambda: screen.action_tab("history")),
+                (
+                    "Open sessions",
+                    "Where you are signed in (n)",
+                    lambda: screen.action_tab("sessions"),
+                ),
             ]
-            if screen.me.is_admin:
+            if me.totp_enabled:
                 found.append(
                     (
-                        "Open admin",
-                        "Policy, users, history, audit",
-                        lambda: screen.action_tab("admin"),
+                        "New recovery codes",
+                        "The ones you have stop working (g)",
+                        screen.action_new_codes,
                     )
                 )
+            else:
+                found.append(
+                    (
+                        "Connect authenticator app",
+                        "Set up two-factor authentication",
+                        screen.action_connect,
+                    )
+                )
+            if me.is_admin:
+                forced = screen.policy_forced
+                found += [
+                    (
+                        "Open admin",
+                        "Policy, users, history, audit (a)",
+                        lambda: screen.action_tab("admin"),
+                    ),
+                    ("Add user", "Create an account (+ in Admin, Users)", screen.action_add_user),
+                    (
+                        "Force 2FA off" if forced else "Force 2FA on",
+                        "Change the policy, after a confirmation",
+                        lambda: screen.action_force_2fa(not forced),
+                    ),
+                ]
+            found += [
+                ("Refresh", "Load everything again (r)", screen.action_refresh),
+                ("Sign out", "End this session (Ctrl+O)", screen.action_sign_out),
+            ]
         if app.demo is not None:
             found.append(
                 ("Toggle DEMO codes", "Show or hide the demo authenticator", app.action_toggle_demo)

@@ -11,39 +11,55 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyotp
-
-from tfa_server.admin import Actor, Admin
+from tfa_server.admin import Admin
 from tfa_server.app import Application, initialise, open_core
 from tfa_server.clock import Clock, SystemClock
 from tfa_server.config import PasswordHashing, Settings, default_key_path
-from tfa_tui.api.client import TfaClient
-from tfa_tui.api.errors import InvalidCredentials
+from tfa_server.demo_accounts import DEMO_ACCOUNTS, DemoCredentials, seed_demo_accounts
 
 
 @dataclass
 class DemoAccount:
     username: str
     password: str
-    description: str
+    is_admin: bool = False
+    has_2fa: bool = False  # as the server said when last asked
+    note: str = ""
     secret: str | None = None  # the demo's stand-in for a phone
+
+    @classmethod
+    def seeded(cls, seed: DemoCredentials) -> DemoAccount:
+        return cls(seed.username, seed.password, seed.is_admin, seed.with_2fa, seed.note)
+
+    @property
+    def description(self) -> str:
+        role = "administrator" if self.is_admin else ""
+        state = "2FA on" if self.has_2fa else "no 2FA"
+        return ", ".join(part for part in (role, state, self.note) if part)
 
 
 @dataclass
 class DemoAccounts:
     accounts: list[DemoAccount] = field(
-        default_factory=lambda: [
-            DemoAccount("admin", "admin-demo", "administrator, no 2FA yet"),
-            DemoAccount("alice", "alice-demo", "2FA on, has failed attempts"),
-            DemoAccount("bob", "bob-demo1", "no 2FA"),
-        ]
+        default_factory=lambda: [DemoAccount.seeded(seed) for seed in DEMO_ACCOUNTS]
     )
     now: Callable[[], float] = time.time  # the phone's clock; the server's in tests
+    # Who has 2FA now, by username, as the demo server says; None: nobody to ask.
+    ask_server: Callable[[], Awaitable[dict[str, bool]]] | None = None
+
+    async def refresh(self) -> None:
+        """Take each account's 2FA state from the server: people connect and disconnect apps
+        (in this app, or with curl) after the seeding."""
+        if self.ask_server is None:
+            return
+        states = await self.ask_server()
+        for account in self.accounts:
+            account.has_2fa = states.get(account.username, account.has_2fa)
 
     def find(self, username: str) -> DemoAccount | None:
         return next((acc for acc in self.accounts if acc.username == username.lower()), None)
@@ -69,13 +85,14 @@ class DemoServer:
         passwords: PasswordHashing | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
-        self.accounts = DemoAccounts(now=self.clock.now)
+        self.accounts = DemoAccounts(now=self.clock.now, ask_server=self._two_factor_states)
         self._port = port
         self._passwords = passwords or PasswordHashing()
         self._folder = Path(tempfile.mkdtemp(prefix="tfa-demo-"))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._app: Application | None = None
+        self._admin: Admin | None = None
         self._starting: Future[str] | None = None
         self.url = ""
 
@@ -112,33 +129,21 @@ class DemoServer:
         )
         initialise(settings)
         core = open_core(settings, self.clock)
+        for username, secret in (await seed_demo_accounts(core)).items():
+            self.accounts.remember_secret(username, secret)
+        self._admin = Admin(core)
         self._app = Application(core)
         await self._app.start("127.0.0.1", self._port)
-        url = f"http://127.0.0.1:{self._app.port}"
-        admin = Admin(core)
-        actor = Actor("cli:demo", None)
-        for account in self.accounts.accounts:  # one by one: the audit log keeps this order
-            await admin.create_user(
-                actor, account.username, account.password, account.username == "admin"
-            )
-        await self._seed_alice(url)
-        return url
+        return f"http://127.0.0.1:{self._app.port}"
 
-    async def _seed_alice(self, url: str) -> None:
-        """Alice has 2FA and a history with failed attempts, as a real account would."""
-        alice = self.accounts.find("alice")
-        assert alice is not None
-        async with TfaClient(url, agent="tfa-demo-seed") as api:
-            await api.login(alice.username, alice.password)
-            secret = (await api.totp_setup()).secret
-            # A code from the previous step (inside the window), so the code the demo panel
-            # shows right now is still unused.
-            await api.totp_confirm(pyotp.TOTP(secret).at(self.clock.now() - 30))
-            await api.logout()
-            for wrong in ("alice123", "Alice-demo"):
-                with contextlib.suppress(InvalidCredentials):
-                    await api.login(alice.username, wrong)
-        alice.secret = secret
+    async def _two_factor_states(self) -> dict[str, bool]:
+        """Who has 2FA, read on the server's own loop: the caller's loop (the UI's) only
+        awaits the answer."""
+        if self._admin is None or not self._thread.is_alive():  # not running: nobody to ask
+            return {}
+        listing = asyncio.run_coroutine_threadsafe(self._admin.list_users(), self._loop)
+        listed = await asyncio.wrap_future(listing)
+        return {item["username"]: bool(item["totp_enabled"]) for item in listed["items"]}
 
     def stop(self) -> None:
         """Stop the server, waiting a bounded time for its thread, and remove the database

@@ -1,10 +1,58 @@
-"""Plain words for what went wrong, shown in the UI instead of exceptions."""
+"""Plain words for the UI: what went wrong, what the history's codes mean, times."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 
 from tfa_tui.api.errors import ApiError, TooManyAttempts, Unreachable
+
+# What the server writes into a sign-in history entry, in words. A value this client has no
+# words for is shown as it is: a newer server may add some.
+EVENTS = {
+    "password": "Password",
+    "second_factor": "Second factor",
+    "reauthentication": "Confirm identity",
+    "totp_enabled": "2FA connected",
+    "totp_disabled": "2FA disconnected",
+    "recovery_codes_regenerated": "New recovery codes",
+    "logout": "Signed out",
+    "forced_sign_out": "Signed out (policy)",
+    "session_revoked": "Session revoked",
+    "session_restricted": "Held to 2FA setup",
+    "totp_reset_by_admin": "2FA reset by admin",
+}
+METHODS = {"password": "password", "totp": "app code", "recovery_code": "recovery code"}
+# Every reason the server documents (the `reason` of HistoryItem in its OpenAPI document).
+REASONS = {
+    "bad_password": "wrong password",
+    "unknown_user": "no such user",
+    "bad_code": "wrong code",
+    "code_reused": "code already used",
+    # The account's name or the address it came from: either way, refused without a check.
+    "throttled": "locked out",
+    "expired_challenge": "sign-in expired",
+    "enrollment_required": "2FA setup needed",
+    "totp_required": "second factor needed",
+    "policy_requires_2fa": "2FA required by policy",
+    "session_limit": "too many sessions: the oldest ended",
+}
+
+
+def reason(code: str | None) -> str:
+    """A history entry's reason in words; an unknown code as itself."""
+    return REASONS.get(code, code) if code else "-"
+
+
+def utc_now() -> datetime:
+    """This computer's clock, which the server's times (deadlines, locks) are compared with. In
+    use both keep the right time; tests put the server's fake clock here."""
+    return datetime.now(UTC)
+
+
+def seconds_left(until: datetime) -> int:
+    """Whole seconds until `until`, rounded up ("1 s left" until it is over); 0 after."""
+    return max(0, math.ceil((until - utc_now()).total_seconds()))
 
 
 def describe(error: BaseException) -> str:

@@ -45,7 +45,7 @@ from .figures import Figures, scaled
 GROUP = "Outside tools"
 T = TypeVar("T")
 EXAMPLES = scaled(6, 60)
-SCENARIOS = scaled(25, 150)  # enough that every kind of link is walked, not by luck
+SCENARIOS = scaled(35, 150)  # enough that every kind of link is walked, not by luck
 FIXED = (
     "'before' with 19 digits (up to the documented 2^62) was refused → accepted; whole numbers"
     " written 7.0 were refused though JSON Schema calls them integers → accepted; the username"

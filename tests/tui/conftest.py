@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Static
 
+from tfa_tui import words
 from tfa_tui.api.client import TfaClient
 from tfa_tui.app import TfaApp
 from tfa_tui.session_store import SessionStore
@@ -81,9 +83,16 @@ async def running_app(
     """The app on the server; `notifications` draws them (Textual's tests leave them out)."""
     app = TfaApp(TfaClient(server.base_url, transport=transport), store=SessionStore(), **kwargs)
     record_notices(app)
-    async with app.run_test(size=size, notifications=notifications) as pilot:
-        await settle(app, pilot)
-        yield app, pilot
+    # The client judges the server's times (deadlines, locks) by its own clock: here that is
+    # the server's fake clock, as one real clock serves both in use.
+    system_clock = words.utc_now
+    words.utc_now = lambda: datetime.fromtimestamp(server.clock.now(), UTC)
+    try:
+        async with app.run_test(size=size, notifications=notifications) as pilot:
+            await settle(app, pilot)
+            yield app, pilot
+    finally:
+        words.utc_now = system_clock
 
 
 async def settle(app: TfaApp, pilot: Pilot[None]) -> None:

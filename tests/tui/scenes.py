@@ -23,6 +23,7 @@ import pyotp
 from textual.pilot import Pilot
 from textual.widgets import Input, TabbedContent
 
+from tfa_server.demo_accounts import DEMO_ACCOUNTS
 from tfa_tui.api.client import TfaClient
 from tfa_tui.app import TfaApp
 from tfa_tui.demo import DemoServer
@@ -152,7 +153,9 @@ async def reauthenticate(world: World) -> None:
     await security(world)
     await world.pilot.click("#regenerate")
     await world.pilot.pause(0.2)
-    await world.pilot.press(*"alice-demo")
+    alice = world.server.accounts.find("alice")
+    assert alice is not None
+    await world.pilot.press(*alice.password)
 
 
 async def forced_setup(world: World) -> None:
@@ -265,7 +268,9 @@ def staged(scene: Scene) -> Iterator[tuple[TfaApp, Callable[[Pilot[None]], Await
 def set_policy(url: str, force_2fa: bool, grace_period_days: int) -> None:
     """Set the policy as the demo administrator would, over the API."""
     with httpx.Client(base_url=f"{url}/api/v1", headers={"User-Agent": AGENT}) as http:
-        token = http.post("/login", json={"username": "admin", "password": "admin-demo"})
+        [admin] = [account for account in DEMO_ACCOUNTS if account.is_admin]
+        credentials = {"username": admin.username, "password": admin.password}
+        token = http.post("/login", json=credentials)
         headers = {"Authorization": f"Bearer {token.json()['token']}"}
         body = {"force_2fa": force_2fa, "grace_period_days": grace_period_days}
         http.put("/admin/policy", headers=headers, json=body).raise_for_status()

@@ -400,7 +400,7 @@ async def test_an_address_with_brackets_is_shown_as_typed(server: RunningServer)
     record_notices(app)
     async with app.run_test(size=WIDE) as pilot:
         assert isinstance(app.screen, SignInScreen)
-        assert_shown(app.screen.query_one("#server", Static), [url], "the server address")
+        assert_shown(app.screen.query_one("#server"), [url], "the server address")
         await sign_in(app, pilot, "bob", PASSWORD)
         error = app.screen.query_one("#error", Static)
         assert_shown(error, [f"Cannot reach the server at {url}"], "the error")

@@ -129,6 +129,6 @@ async def test_counted_refusals_say_how_many_in_history(server: RunningServer) -
             ]
             for row in range(table.row_count)
         ]
-        refused = [row for row in cells if row[-1] == "throttled"]
+        refused = [row for row in cells if row[-1] == "locked out"]
         assert len(refused) == 1
         assert "✘ failed 3 times" in refused[0][2]

@@ -11,6 +11,7 @@ import errno
 import ipaddress
 import json
 import platform
+import re
 import socket
 import ssl
 from collections.abc import Callable, Mapping
@@ -93,8 +94,29 @@ def sends_in_clear(url: str) -> bool:
     return url.lower().startswith("http://") and not is_loopback(_host(url) or "")
 
 
+# One label of a host name (RFC 1123; `_` too, which some internal names use).
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)", re.IGNORECASE)
+
+
+def _is_host(raw_host: bytes) -> bool:
+    """An IP address or a host name (httpx gives an international name in its xn-- form)."""
+    host = raw_host.decode("ascii", "replace")
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+
+
 def url_problem(url: str) -> str | None:
     """Why `url` cannot be a server address, in words; None when it can."""
+    # httpx would take `https://not a url` and encode the spaces into the host name.
+    if any(char.isspace() for char in url):
+        return "an address cannot contain spaces"
+    if not url.isprintable():
+        return "an address cannot contain control characters"
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
@@ -103,6 +125,14 @@ def url_problem(url: str) -> str | None:
         return "the address must start with http:// or https://"
     if not parsed.host:
         return "the address has no host name"
+    if not _is_host(parsed.raw_host):
+        return "the host name is not valid"
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        return "the port must be a number from 1 to 65535"
+    if parsed.userinfo:
+        return "the address cannot contain a user name or password"
+    if parsed.query or parsed.fragment:
+        return "the address cannot contain ? or #"
     return None
 
 
@@ -173,11 +203,15 @@ class TfaClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
         agent: str | None = None,
+        insecure_http: bool = False,
     ) -> None:
         self._base_url = normalise_server_url(base_url)
         self._url_problem = url_problem(self._base_url)
         self._timeout = timeout
         self.token = token
+        # The person allowed plain http:// to another machine (tfa --insecure-http): the rule
+        # the sign-in screen applies to an address typed there, as the command line does.
+        self.insecure_http = insecure_http
         self._http = httpx.AsyncClient(
             base_url=self._base_url if self._url_problem is None else "",
             transport=transport,
@@ -189,6 +223,14 @@ class TfaClient:
     @property
     def base_url(self) -> str:
         return self._base_url
+
+    def use_server(self, base_url: str) -> None:
+        """Talk to another server from now on (the address was corrected on the sign-in
+        screen). A token belongs to the server that gave it, so it goes."""
+        self._base_url = normalise_server_url(base_url)
+        self._url_problem = url_problem(self._base_url)
+        self._http.base_url = httpx.URL(self._base_url if self._url_problem is None else "")
+        self.token = None
 
     def __repr__(self) -> str:
         signed_in = self.token is not None

@@ -14,6 +14,8 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 from tfa_tui.api.errors import ApiError, Unauthorized
 from tfa_tui.api.models import AdminUser
 from tfa_tui.plain import plain
+from tfa_tui.widgets.fields import Field, caught_up
+from tfa_tui.widgets.tick_box import TickBox
 from tfa_tui.words import describe
 
 if TYPE_CHECKING:
@@ -24,14 +26,15 @@ MAX_PASSWORD = 1024
 SAME = "The two passwords are not the same."
 
 
-def form_problem(username: str, password: str, repeat: str) -> str | None:
-    """What to fix before asking the server, in the words shown under the form."""
+def form_problem(username: str, password: str, repeat: str) -> tuple[str, str] | None:
+    """What to fix before asking the server, in the words shown under the form, and the id of
+    the field where the fix is."""
     if not username:
-        return "Enter a username."
+        return "Enter a username.", "username"
     if len(password) < MIN_PASSWORD:
-        return f"Passwords need at least {MIN_PASSWORD} characters."
+        return f"Passwords need at least {MIN_PASSWORD} characters.", "password"
     if password != repeat:
-        return SAME
+        return SAME, "repeat"
     return None
 
 
@@ -42,7 +45,14 @@ class AddUserScreen(ModalScreen[AdminUser | None]):
     """
 
     CSS_PATH = "add_user.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        # Enter is the dialog's, and comes first: Textual hands keys to the focused field before
+        # a Submitted handler could move the focus, so keys typed in one burst after Enter
+        # landed in the old field; and the Administrator box, whose own Enter ticks it, never
+        # sees Enter (Space still ticks it). On a button, Enter is the button's.
+        Binding("enter", "enter", show=False, priority=True),
+    ]
     AUTO_FOCUS = "#username"
 
     def compose(self) -> ComposeResult:
@@ -50,10 +60,10 @@ class AddUserScreen(ModalScreen[AdminUser | None]):
             yield Static("Add a user", id="dialog-title")
             with Horizontal(classes="field"):
                 yield Label("Username")
-                yield Input(placeholder="e.g. carol", id="username", max_length=64, compact=True)
+                yield Field(placeholder="e.g. carol", id="username", max_length=64, compact=True)
             with Horizontal(classes="field"):
                 yield Label("Password")
-                yield Input(
+                yield Field(
                     placeholder=f"at least {MIN_PASSWORD} characters",
                     password=True,
                     id="password",
@@ -62,34 +72,64 @@ class AddUserScreen(ModalScreen[AdminUser | None]):
                 )
             with Horizontal(classes="field"):
                 yield Label("Repeat password")
-                yield Input(password=True, id="repeat", max_length=MAX_PASSWORD, compact=True)
-            yield Checkbox("Administrator (manages users and policy)", id="admin", compact=True)
+                yield Field(password=True, id="repeat", max_length=MAX_PASSWORD, compact=True)
+            yield TickBox("Administrator (manages users and policy)", id="admin", compact=True)
             yield Static("", id="dialog-error")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel", id="cancel", compact=True)
                 yield Button("Add user", id="add", variant="primary", compact=True)
 
-    @on(Input.Submitted, "#username")
-    def _to_password(self) -> None:
-        self.query_one("#password", Input).focus()
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "enter":
+            return isinstance(self.focused, (Input, Checkbox))
+        return True
 
-    @on(Input.Submitted, "#password")
-    def _to_repeat(self) -> None:
-        self.query_one("#repeat", Input).focus()
+    async def action_enter(self) -> None:
+        """From a filled field to the next, or to the server from the last field and the box.
 
-    @on(Input.Submitted, "#repeat")
+        The app hands out no further key while this runs: first the field handles the keys it
+        was already given (they wait in its queue), so its value is the one typed; then the
+        focus moves at once, so the keys after Enter go to the next field.
+        """
+        if self.query_one("#dialog").loading:
+            return  # the user is being created
+        focused = self.focused
+        if focused is not None:
+            await caught_up(focused)
+        following = {"username": "#password", "password": "#repeat"}
+        if isinstance(focused, Input) and focused.id in following:
+            problem = self._problem()
+            if problem is not None and problem[1] == focused.id:
+                self._say(problem[0])
+                return
+            self._say("")
+            self.set_focus(self.query_one(following[focused.id], Input))
+            return
+        self._submit()
+
+    def _problem(self) -> tuple[str, str] | None:
+        return form_problem(
+            self.query_one("#username", Input).value.strip(),
+            self.query_one("#password", Input).value,
+            self.query_one("#repeat", Input).value,
+        )
+
+    def _say(self, problem: str) -> None:
+        self.query_one("#dialog-error", Static).update(problem)
+
     @on(Button.Pressed, "#add")
     def _submit(self) -> None:
-        username = self.query_one("#username", Input).value.strip()
-        password = self.query_one("#password", Input).value
-        repeat = self.query_one("#repeat", Input).value
-        problem = form_problem(username, password, repeat)
-        self.query_one("#dialog-error", Static).update(problem or "")
-        if problem is not None:  # the focus goes where the fix is
-            field = "#username" if not username else "#password"
-            self.query_one(field if problem != SAME else "#repeat", Input).focus()
+        problem = self._problem()
+        if problem is not None:  # said in the dialog; the focus goes where the fix is
+            self._say(problem[0])
+            self.set_focus(self.query_one(f"#{problem[1]}", Input))
             return
-        self.create(username, password, self.query_one("#admin", Checkbox).value)
+        self._say("")
+        self.create(
+            self.query_one("#username", Input).value.strip(),
+            self.query_one("#password", Input).value,
+            self.query_one("#admin", Checkbox).value,
+        )
 
     @work(exclusive=True, exit_on_error=False, group="create-user")
     async def create(self, username: str, password: str, is_admin: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,28 +21,16 @@ from textual.widgets import (
 )
 
 from tfa_tui.api.errors import ApiError, PolicyRequires2fa
-from tfa_tui.api.models import DisconnectResult, HistoryEntry, Me
+from tfa_tui.api.models import DisconnectResult, HistoryEntry, Me, SessionInfo
 from tfa_tui.plain import cell, template, visible
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.reauth import Reauthentication, ReauthScreen
-from tfa_tui.words import local_time
+from tfa_tui.words import EVENTS, METHODS, local_time, reason, seconds_left
 
-EVENTS = {
-    "password": "Password",
-    "second_factor": "Second factor",
-    "reauthentication": "Confirm identity",
-    "totp_enabled": "2FA connected",
-    "totp_disabled": "2FA disconnected",
-    "recovery_codes_regenerated": "New recovery codes",
-    "logout": "Signed out",
-    "forced_sign_out": "Signed out (policy)",
-    "session_revoked": "Session revoked",
-    "session_restricted": "Held to 2FA setup",
-    "totp_reset_by_admin": "2FA reset by admin",
-}
-REASONS = {"session_limit": "too many sessions: the oldest ended"}
-METHODS = {"password": "password", "totp": "app code", "recovery_code": "recovery code"}
+if TYPE_CHECKING:
+    from tfa_tui.widgets.admin_pane import AdminPane
+
 PAGE = 50
 
 
@@ -62,12 +52,19 @@ def history_row(entry: HistoryEntry) -> tuple[str | Text, ...]:
         cell(METHODS.get(entry.method or "", entry.method or "-")),
         cell(entry.ip or "-"),
         cell(entry.client or "-"),
-        cell(REASONS.get(entry.reason or "") or (entry.reason or "").replace("_", " ") or "-"),
+        cell(reason(entry.reason)),
     )
 
 
+FORCED_FOR_ADMIN = (
+    "Two-factor authentication is forced for every account, yours too (the policy under Admin)."
+)
+FORCED_FOR_USER = "Your administrator requires two-factor authentication."
+
+
 class HomeScreen(TfaScreen):
-    """The section keys are the underlined letters of the tabs; the footer keeps the rest."""
+    """The section keys are the underlined letters of the tabs (the Admin tab's sections too:
+    P, U, I, L); the footer keeps the rest."""
 
     CSS_PATH = "home.tcss"
     BINDINGS = [
@@ -75,6 +72,12 @@ class HomeScreen(TfaScreen):
         Binding("h", "tab('history')", "History", id="history", show=False),
         Binding("n", "tab('sessions')", "Sessions", id="sessions", show=False),
         Binding("a", "tab('admin')", "Admin", id="admin", show=False),
+        Binding("p", "admin_section('admin-policy')", "Policy", id="admin-policy", show=False),
+        Binding("u", "admin_section('admin-users')", "Users", id="admin-users", show=False),
+        Binding(
+            "i", "admin_section('admin-history')", "Sign-in history", id="admin-history", show=False
+        ),
+        Binding("l", "admin_section('admin-audit')", "Audit log", id="admin-audit", show=False),
         Binding("g", "new_codes", "New recovery codes", id="new-codes", show=False),
         Binding("r", "refresh", "Refresh", id="refresh"),
         Binding("ctrl+o", "sign_out", "Sign out", id="sign-out"),
@@ -84,6 +87,7 @@ class HomeScreen(TfaScreen):
         super().__init__()
         self.me = me
         self._next_before: int | None = None
+        self._sessions: dict[str, SessionInfo] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -132,6 +136,7 @@ class HomeScreen(TfaScreen):
         history.add_columns("Time", "Event", "Result", "Method", "IP", "Client", "Reason")
         sessions = self.query_one("#sessions-table", DataTable)
         sessions.add_columns("", "Signed in", "Last seen", "IP", "Client")
+        self._deadline_timer = self.set_interval(1.0, self._watch_deadline, pause=True)
         self.show_me(self.me)
         self._focus_security()
         self.load_history(reset=True)
@@ -145,7 +150,9 @@ class HomeScreen(TfaScreen):
                 return
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "tab" and parameters == ("admin",):
+        if action in ("admin_section", "add_user", "force_2fa") or (
+            action == "tab" and parameters == ("admin",)
+        ):
             return self.me.is_admin
         if action == "new_codes":
             return self.me.totp_enabled
@@ -162,14 +169,43 @@ class HomeScreen(TfaScreen):
         elif tab in ("history", "sessions"):
             self.query_one(f"#{tab}-table").focus()
 
+    def action_admin_section(self, section: str) -> None:
+        """Open a section of the Admin tab, from any tab, as the main tabs' keys do."""
+        self.query_one(TabbedContent).active = "admin"
+        self._admin_pane().show_section(section)
+
+    def _admin_pane(self) -> AdminPane:
+        from tfa_tui.widgets.admin_pane import AdminPane
+
+        return self.query_one(AdminPane)
+
+    def action_add_user(self) -> None:
+        """The palette's "Add user": Admin, Users, then the dialog, as with the button."""
+        self.action_admin_section("admin-users")
+        self._admin_pane().action_add_user()
+
+    def action_force_2fa(self, force: bool) -> None:
+        self.query_one(TabbedContent).active = "admin"
+        self._admin_pane().force_2fa(force)
+
+    @property
+    def policy_forced(self) -> bool:
+        """Whether 2FA is forced: as the Admin tab last loaded it, else as Home was told."""
+        if self.me.is_admin:
+            forced = self._admin_pane().forced
+            if forced is not None:
+                return forced
+        return self.me.policy.force_2fa
+
     def action_refresh(self) -> None:
         self.refresh_me()
         self.load_history(reset=True)
         self.load_sessions()
         if self.me.is_admin:
-            from tfa_tui.widgets.admin_pane import AdminPane
+            self._admin_pane().reload()
 
-            self.query_one(AdminPane).reload()
+    def on_admin_pane_policy_saved(self) -> None:
+        self.refresh_me()
 
     def action_sign_out(self) -> None:
         self.tfa.sign_out()
@@ -216,13 +252,37 @@ class HomeScreen(TfaScreen):
                 " before this sign-in. See History."
             )
         failed.set_class(not count, "hidden")
-        deadline = self.query_one("#deadline-banner", Static)
-        if me.enrollment_deadline is not None and not me.totp_enabled:
-            deadline.update(
-                "⚠ Your administrator requires two-factor authentication. Set it up before"
-                f" {local_time(me.enrollment_deadline)} or you will have to at your next sign-in."
+        self._show_deadline()
+
+    def _show_deadline(self) -> None:
+        """The policy's deadline for this account, in words for whoever reads them (the
+        administrator's own policy is not "your administrator"), and only while it is ahead."""
+        me = self.me
+        banner = self.query_one("#deadline-banner", Static)
+        deadline = None if me.totp_enabled else me.enrollment_deadline
+        banner.set_class(deadline is None, "hidden")
+        if deadline is None:
+            self._deadline_timer.pause()
+            return
+        who = FORCED_FOR_ADMIN if me.is_admin else FORCED_FOR_USER
+        if seconds_left(deadline):
+            banner.update(
+                f"⚠ {who} Set it up before {local_time(deadline)}: after that you must set it"
+                " up before you can do anything else."
             )
-        deadline.set_class(me.enrollment_deadline is None or me.totp_enabled, "hidden")
+            self._deadline_timer.resume()
+        else:
+            banner.update(f"⚠ {who} The time to set it up is over: set it up now.")
+            self._deadline_timer.pause()
+
+    def _watch_deadline(self) -> None:
+        """The deadline passed on screen: the banner stops naming it, and the server is asked
+        (one call: its rule now holds this session to the setup, which that call's answer
+        leads to)."""
+        deadline = self.me.enrollment_deadline
+        if deadline is not None and not seconds_left(deadline):
+            self._show_deadline()
+            self.load_sessions()
 
     @work(exclusive=True, exit_on_error=False, group="me")
     async def refresh_me(self) -> None:
@@ -232,7 +292,7 @@ class HomeScreen(TfaScreen):
             self.failed(exc)
 
     @on(Button.Pressed, "#connect")
-    def _connect(self) -> None:
+    def action_connect(self) -> None:
         from tfa_tui.screens.setup import SetupScreen
 
         self.tfa.switch_screen(SetupScreen())
@@ -244,9 +304,15 @@ class HomeScreen(TfaScreen):
         if forced and not await self.app.push_screen_wait(
             ConfirmScreen(
                 "Two-factor authentication is mandatory",
-                "Your administrator requires two-factor authentication for all accounts."
-                " If you disconnect it you will be signed out and must set it up again at"
-                " your next sign-in.",
+                (
+                    f"{FORCED_FOR_ADMIN} If you disconnect it you will be signed out and must"
+                    " set it up again at your next sign-in. To make it optional, turn the"
+                    " policy off first."
+                    if self.me.is_admin
+                    else "Your administrator requires two-factor authentication for all"
+                    " accounts. If you disconnect it you will be signed out and must set it up"
+                    " again at your next sign-in."
+                ),
                 confirm="Disconnect and sign out",
                 danger=True,
             )
@@ -357,6 +423,7 @@ class HomeScreen(TfaScreen):
         finally:
             table.loading = False
         table.clear()
+        self._sessions = {str(session.id): session for session in sessions}
         for session in sessions:
             table.add_row(
                 "▶ this session" if session.current else "",
@@ -374,15 +441,22 @@ class HomeScreen(TfaScreen):
         if table.row_count == 0:
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        if key is None:
+        session = self._sessions.get(key or "")
+        if key is None or session is None:
             return
-        current = str(table.get_row(key)[0]).startswith("▶")
+        current = session.current
         if not await self.app.push_screen_wait(
             ConfirmScreen(
                 "Revoke this session?",
-                "You will be signed out here."
-                if current
-                else "Whoever uses that session will be signed out.",
+                # The client is any User-Agent: ConfirmScreen shows it as plain text.
+                f"{visible(session.client)}\nfrom {visible(session.ip)}, signed in"
+                f" {local_time(session.created_at)}, last seen"
+                f" {local_time(session.last_seen_at)}.\n\n"
+                + (
+                    "This is the session you are using: you will be signed out here."
+                    if current
+                    else "Whoever uses that session will be signed out."
+                ),
                 confirm="Revoke",
                 danger=True,
             )

@@ -15,6 +15,8 @@ from textual.widgets import Button, Input, Label, Static
 
 from tfa_tui.api.errors import ApiError, InvalidCredentials, Unauthorized
 from tfa_tui.plain import plain
+from tfa_tui.widgets.code_input import AnyCodeInput
+from tfa_tui.widgets.fields import Field
 from tfa_tui.words import describe
 
 if TYPE_CHECKING:
@@ -61,15 +63,16 @@ class ReauthScreen(ModalScreen[T | None], Generic[T]):
             yield Static(self._title, id="dialog-title")
             yield Static(self._text)
             yield Label("Password")
-            yield Input(password=True, id="password", max_length=1024, compact=True)
+            yield Field(
+                password=True,
+                id="password",
+                max_length=1024,
+                compact=True,
+                enter_moves_to="#code" if self._with_code else None,
+            )
             if self._with_code:
                 yield Label("Code from your app, or a recovery code")
-                yield Input(
-                    placeholder="6 digits or XXXX-XXXX-XXXX",
-                    id="code",
-                    max_length=20,
-                    compact=True,
-                )
+                yield AnyCodeInput(id="code")
             yield Static("", id="dialog-error")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel", id="cancel", compact=True)
@@ -79,10 +82,8 @@ class ReauthScreen(ModalScreen[T | None], Generic[T]):
         cast("TfaApp", self.app).sync_demo_panel(self)  # the demo's phone, beside the code field
 
     @on(Input.Submitted, "#password")
-    def _next(self) -> None:
-        if self._with_code:
-            self.query_one("#code", Input).focus()
-        else:
+    def _password_entered(self) -> None:
+        if not self._with_code:  # with a code, Enter has moved to the code field (a Field)
             self._submit()
 
     @on(Input.Submitted, "#code")

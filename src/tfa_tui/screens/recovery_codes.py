@@ -19,6 +19,8 @@ from textual.widgets import Button, Checkbox, Footer, Input, Static
 from tfa_tui.plain import visible
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.screens.confirm import ConfirmScreen
+from tfa_tui.widgets.fields import Field
+from tfa_tui.widgets.tick_box import TickBox
 
 
 def codes_text(codes: list[str], username: str, server: str) -> str:
@@ -101,6 +103,7 @@ class RecoveryCodesScreen(TfaScreen):
         self.codes = codes
         self.username = username
         self.after_setup = after_setup
+        self._leave_question: asyncio.Future[bool] | None = None
 
     def compose(self) -> ComposeResult:
         panel = Vertical(id="panel")
@@ -118,8 +121,8 @@ class RecoveryCodesScreen(TfaScreen):
             with Horizontal(classes="buttons"):
                 yield Button("Copy all", id="copy", compact=True)
                 yield Button("Save to file", id="save", compact=True)
-            yield Input(str(self._default_path()), id="path", classes="hidden", compact=True)
-            yield Checkbox("I have stored these codes", id="stored", compact=True)
+            yield Field(str(self._default_path()), id="path", classes="hidden", compact=True)
+            yield TickBox("I have stored these codes", id="stored", compact=True)
             with Horizontal(classes="buttons"):
                 yield Button("Done", variant="primary", id="done", disabled=True, compact=True)
         yield Footer()
@@ -190,18 +193,25 @@ class RecoveryCodesScreen(TfaScreen):
 
     @work(exclusive=True, exit_on_error=False, group="leave")
     async def action_leave(self) -> None:
+        if await self.may_leave():
+            self.tfa.go_home()
+
+    async def may_leave(self) -> bool:
+        """Asked before every way out (Escape here, the app's Quit): the new codes are live and
+        the old ones void, so leaving unstored loses them. Asked twice at once (Escape, then
+        Ctrl+Q), the question is put once and its answer serves both."""
         if self.query_one("#stored", Checkbox).value:
-            self.tfa.go_home()
-            return
-        leave = await self.app.push_screen_wait(
-            ConfirmScreen(
-                "Leave without storing the codes?",
-                "These codes will never be shown again. Without them, losing your phone"
-                " locks you out.",
-                confirm="Leave anyway",
-                cancel="Stay",
-                danger=True,
+            return True
+        if self._leave_question is None or self._leave_question.done():
+            self._leave_question = self.app.push_screen(
+                ConfirmScreen(
+                    "Leave without storing the codes?",
+                    "These codes will never be shown again. Without them, losing your phone"
+                    " locks you out.",
+                    confirm="Leave anyway",
+                    cancel="Stay",
+                    danger=True,
+                ),
+                wait_for_dismiss=True,
             )
-        )
-        if leave:
-            self.tfa.go_home()
+        return await asyncio.shield(self._leave_question)  # one asker cancelled spares the rest

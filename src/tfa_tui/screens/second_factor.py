@@ -9,19 +9,24 @@ from textual.containers import Vertical
 from textual.widgets import Button, Footer, Input, Static
 
 from tfa_tui.api.errors import ChallengeExpired, TooManyAttempts, Unauthorized
-from tfa_tui.plain import plain, template
+from tfa_tui.plain import template
 from tfa_tui.screens.base import TfaScreen
-from tfa_tui.widgets.code_input import CodeInput
+from tfa_tui.widgets.code_input import CodeInput, RecoveryCodeInput, is_complete
+from tfa_tui.widgets.message_line import MessageLine
 from tfa_tui.words import describe
 
 TOTP_PROMPT = "Enter the 6-digit code from your authenticator app."
 RECOVERY_PROMPT = "Enter one of your recovery codes. Each works only once."
+LOCKED = "Too many failed attempts."
 
 
 class SecondFactorScreen(TfaScreen):
     CSS_PATH = "second_factor.tcss"
     BINDINGS = [
-        Binding("ctrl+r", "toggle_method", "Use a recovery code", id="toggle-method"),
+        # Priority: the app switches fields before it hands on the keys typed after Ctrl+R.
+        Binding(
+            "ctrl+r", "toggle_method", "Use a recovery code", id="toggle-method", priority=True
+        ),
         Binding("escape", "back", "Back to sign in"),
     ]
     AUTO_FOCUS = "#code"
@@ -31,6 +36,7 @@ class SecondFactorScreen(TfaScreen):
         self.username = username
         self.remember = remember
         self.recovery = False
+        self._sending = False
 
     def compose(self) -> ComposeResult:
         card = Vertical(id="card")
@@ -39,35 +45,39 @@ class SecondFactorScreen(TfaScreen):
             yield Static(template("Signing in as [b]$name[/b].", name=self.username), id="who")
             yield Static(TOTP_PROMPT, id="prompt")
             yield CodeInput(id="code")
-            yield Input(
-                placeholder="XXXX-XXXX-XXXX",
-                id="recovery",
-                max_length=20,
-                classes="hidden",
-                compact=True,
-            )
-            yield Static("", id="error", classes="hidden")
+            yield RecoveryCodeInput(id="recovery", classes="hidden")
+            yield MessageLine(id="error")
             yield Button("Use a recovery code instead", id="toggle", compact=True)
         yield Footer()
 
     @on(Input.Changed, "#code")
-    def _auto_submit(self) -> None:
-        field = self.query_one("#code", CodeInput)
-        if field.complete:
-            self.submit(field.digits, recovery=False)
+    def _auto_submit(self, event: Input.Changed) -> None:
+        # The value this change made, not the field's value now: in a burst the field is
+        # ahead, and every change before the sixth digit would send the code again.
+        if is_complete(event.value):
+            self._send(event.value, recovery=False)
 
     @on(Input.Submitted, "#code")
-    def _submit_code(self) -> None:
-        field = self.query_one("#code", CodeInput)
-        if not field.complete:
+    def _submit_code(self, event: Input.Submitted) -> None:
+        if self.query_one("#error", MessageLine).counting:
+            return  # it says when
+        if not is_complete(event.value):
             self._show_error("The code has 6 digits.")
             return
-        self.submit(field.digits, recovery=False)
+        self._send(event.value, recovery=False)
 
     @on(Input.Submitted, "#recovery")
     def _submit_recovery(self, event: Input.Submitted) -> None:
         if event.value.strip():
-            self.submit(event.value, recovery=True)
+            self._send(event.value, recovery=True)
+
+    def _send(self, code: str, *, recovery: bool) -> None:
+        """Once: an Enter right behind the sixth digit must not send the code a second time
+        (the second request would cancel the first); nothing while a lock-out counts down."""
+        if self._sending or self.query_one("#error", MessageLine).counting:
+            return
+        self._sending = True
+        self.submit(code if recovery else code.replace(" ", ""), recovery=recovery)
 
     @on(Button.Pressed, "#toggle")
     def action_toggle_method(self) -> None:
@@ -79,16 +89,24 @@ class SecondFactorScreen(TfaScreen):
         self.query_one("#toggle", Button).label = (
             "Use the authenticator app instead" if self.recovery else "Use a recovery code instead"
         )
-        self._show_error("")
-        (recovery if self.recovery else code).focus()
+        if not self.query_one("#error", MessageLine).counting:
+            self._show_error("")
+        self.set_focus(recovery if self.recovery else code)  # before the next key arrives
 
     def action_back(self) -> None:
         self.tfa.show_sign_in()
 
     def _show_error(self, text: str) -> None:
-        error = self.query_one("#error", Static)
-        error.update(plain(text))
-        error.set_class(not text, "hidden")
+        self.query_one("#error", MessageLine).say(text)
+
+    def _count_down(self, seconds: int) -> None:
+        """As on the sign-in screen: the seconds go down, then the focus is back in the field."""
+
+        def over() -> None:
+            self.set_focus(self.query_one("#recovery" if self.recovery else "#code"))
+
+        over()  # meanwhile too: the loading cover took the focus
+        self.query_one("#error", MessageLine).count_down(seconds, LOCKED, over)
 
     @work(exclusive=True, exit_on_error=False, group="second-factor")
     async def submit(self, code: str, *, recovery: bool) -> None:
@@ -102,7 +120,7 @@ class SecondFactorScreen(TfaScreen):
             self.tfa.show_sign_in(notice=describe(exc))
             return
         except TooManyAttempts as exc:
-            self._show_error(describe(exc))
+            self._count_down(exc.retry_after)
             return
         except Exception as exc:
             self._show_error(describe(exc))
@@ -111,6 +129,7 @@ class SecondFactorScreen(TfaScreen):
             return
         finally:
             card.loading = False
+            self._sending = False
         if result.recovery_codes_left is not None:
             left = result.recovery_codes_left
             self.notify(

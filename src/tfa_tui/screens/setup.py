@@ -14,7 +14,7 @@ from tfa_tui.api.models import TotpSetup
 from tfa_tui.plain import plain
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.screens.reauth import ReauthScreen
-from tfa_tui.widgets.code_input import CodeInput
+from tfa_tui.widgets.code_input import CodeInput, is_complete
 from tfa_tui.widgets.qr import QrCode
 from tfa_tui.words import describe
 
@@ -22,6 +22,8 @@ APPS = (
     "Google Authenticator, Microsoft Authenticator, Aegis (Android), 2FAS, FreeOTP,"
     " or a password manager with one-time codes (1Password, Bitwarden, KeePassXC)."
 )
+# The buttons that turn the page, and the page each turns to.
+PAGE_BUTTONS = {"to-scan": "scan", "to-verify": "verify", "back-to-scan": "scan"}
 
 
 class SetupScreen(TfaScreen):
@@ -29,12 +31,16 @@ class SetupScreen(TfaScreen):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+k", "copy_key", "Copy key", show=False),
+        # Enter on Next or Back: as a priority binding the app turns the page before it hands
+        # on the keys typed after it (the code, typed at once), not after the button's message.
+        Binding("enter", "turn_page", show=False, priority=True),
     ]
 
     def __init__(self, *, forced: bool = False) -> None:
         super().__init__()
         self.forced = forced
         self.setup: TotpSetup | None = None
+        self._connecting = False
 
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial="install", id="steps"):
@@ -129,9 +135,20 @@ class SetupScreen(TfaScreen):
         return setup
 
     def _show(self, step: str) -> None:
+        """Turn to a page: what an earlier visit to it said is gone, the focus moves at once."""
         self.query_one(ContentSwitcher).current = step
+        self.query_one("#error", Static).add_class("hidden")
         focus = {"install": "#to-scan", "scan": "#to-verify", "verify": "#code"}[step]
-        self.query_one(focus).focus()
+        self.set_focus(self.query_one(focus))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "turn_page":  # otherwise Enter goes to the focused widget as usual
+            return self.focused is not None and self.focused.id in PAGE_BUTTONS
+        return True
+
+    def action_turn_page(self) -> None:
+        if self.focused is not None and self.focused.id in PAGE_BUTTONS:
+            self._show(PAGE_BUTTONS[self.focused.id])
 
     @on(Button.Pressed, "#to-scan")
     def _to_scan(self) -> None:
@@ -152,24 +169,32 @@ class SetupScreen(TfaScreen):
             self.notify("Key copied (if your terminal allows clipboard access).")
 
     @on(Input.Changed, "#code")
-    def _auto_connect(self) -> None:
-        if self.query_one("#code", CodeInput).complete:
-            self.connect()
+    def _auto_connect(self, event: Input.Changed) -> None:
+        if is_complete(event.value):  # the value this change made: see SecondFactorScreen
+            self._connect(event.value)
 
     @on(Input.Submitted, "#code")
-    @on(Button.Pressed, "#connect")
-    def _connect(self) -> None:
-        self.connect()
+    def _code_entered(self, event: Input.Submitted) -> None:
+        self._connect(event.value)
 
-    @work(exclusive=True, exit_on_error=False, group="setup")
-    async def connect(self) -> None:
-        field = self.query_one("#code", CodeInput)
-        code = field.digits
-        error = self.query_one("#error", Static)
-        if not field.complete:
+    @on(Button.Pressed, "#connect")
+    def _connect_pressed(self) -> None:
+        self._connect(self.query_one("#code", CodeInput).value)
+
+    def _connect(self, value: str) -> None:
+        if not is_complete(value):
+            error = self.query_one("#error", Static)
             error.update("The code has 6 digits.")
             error.remove_class("hidden")
             return
+        if not self._connecting:  # once: Enter right behind the sixth digit sends nothing more
+            self._connecting = True
+            self.connect(value.replace(" ", ""))
+
+    @work(exclusive=True, exit_on_error=False, group="setup")
+    async def connect(self, code: str) -> None:
+        field = self.query_one("#code", CodeInput)
+        error = self.query_one("#error", Static)
         verify = self.query_one("#verify")
         verify.loading = True
         try:
@@ -190,6 +215,7 @@ class SetupScreen(TfaScreen):
             return
         finally:
             verify.loading = False
+            self._connecting = False
         from tfa_tui.screens.recovery_codes import RecoveryCodesScreen
 
         self.notify("Two-factor authentication is on.")

@@ -11,6 +11,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import (
     Button,
     DataTable,
@@ -28,7 +29,8 @@ from tfa_tui.api.models import AdminUser, AuditEntry, Policy
 from tfa_tui.plain import cell, visible
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import PAGE, history_row
-from tfa_tui.words import local_time
+from tfa_tui.widgets.fields import Field
+from tfa_tui.words import local_time, seconds_left
 
 if TYPE_CHECKING:
     from tfa_tui.app import TfaApp
@@ -119,16 +121,24 @@ def audit_row(entry: AuditEntry) -> tuple[str | Text, ...]:
     )
 
 
+def lock_cell(user: AdminUser) -> str:
+    """The lock as it is now: seconds left while it holds (counted down on screen), and no
+    lock once it is over; failed attempts the server counted still show."""
+    left = seconds_left(user.locked_until) if user.locked_until else 0
+    if left:
+        return f"locked, {left} s left"
+    if user.failed_attempts:
+        return f"{user.failed_attempts} failed"
+    return "-"
+
+
 def user_row(user: AdminUser) -> tuple[str | Text, ...]:
-    locked = local_time(user.locked_until, with_seconds=True) if user.locked_until else "-"
-    if user.locked_until is None and user.failed_attempts:
-        locked = f"- ({user.failed_attempts} failed)"
     return (
         cell(user.username),
         "✔ admin" if user.is_admin else "",
         "[green]✔ on[/]" if user.totp_enabled else "[red]✘ off[/]",
         local_time(user.last_login.at) if user.last_login else "never",
-        locked,
+        lock_cell(user),
     )
 
 
@@ -167,6 +177,9 @@ class AdminPane(Vertical):
         Binding("o", "older", "Load older", show=False, id="admin-older"),
     ]
 
+    class PolicySaved(Message):
+        """The policy was changed here: what Home says about the caller's own 2FA may change."""
+
     def __init__(self) -> None:
         super().__init__(id="admin-pane")
         self._policy: Policy | None = None
@@ -181,7 +194,7 @@ class AdminPane(Vertical):
     def compose(self) -> ComposeResult:
         with TabbedContent(initial="admin-policy", id="admin-tabs"):
             with (
-                TabPane("Policy", id="admin-policy"),
+                TabPane("[u]P[/u]olicy", id="admin-policy"),
                 VerticalScroll(id="admin-policy-form", can_focus=False),
             ):
                 with Horizontal(classes="admin-row"):
@@ -191,7 +204,7 @@ class AdminPane(Vertical):
                     yield Static("off", id="admin-force-state")
                 with Horizontal(classes="admin-row"):
                     yield Label("Grace period (days)")
-                    yield Input(
+                    yield Field(
                         placeholder="0-365",
                         restrict=r"[0-9]*",
                         max_length=3,
@@ -205,15 +218,15 @@ class AdminPane(Vertical):
                 )
                 yield Static("", id="admin-policy-status", classes="admin-note")
                 yield Button("Save", variant="primary", id="admin-save", compact=True)
-            with TabPane("Users", id="admin-users"):
+            with TabPane("[u]U[/u]sers", id="admin-users"):
                 with Horizontal(classes="admin-toolbar"):
                     yield Button("Add user (+)", variant="primary", id="admin-add", compact=True)
                     yield Button("Reset 2FA", variant="error", id="admin-reset", compact=True)
                     yield Button("Unlock", variant="warning", id="admin-unlock", compact=True)
                 yield DataTable(id="admin-users-table", cursor_type="row", zebra_stripes=True)
-            with TabPane("Sign-in history", id="admin-history"):
+            with TabPane("S[u]i[/u]gn-in history", id="admin-history"):
                 with Horizontal(classes="admin-toolbar"):
-                    yield Input(
+                    yield Field(
                         placeholder="Username, then Enter",
                         id="admin-user-filter",
                         max_length=64,
@@ -230,7 +243,7 @@ class AdminPane(Vertical):
                         "Load older (o)", id="admin-history-older", classes="older", compact=True
                     )
                 yield DataTable(id="admin-history-table", cursor_type="row", zebra_stripes=True)
-            with TabPane("Audit log", id="admin-audit"):
+            with TabPane("Audit [u]l[/u]og", id="admin-audit"):
                 with Horizontal(classes="admin-toolbar"):
                     yield Button(
                         "Load older (o)", id="admin-audit-older", classes="older", compact=True
@@ -238,7 +251,11 @@ class AdminPane(Vertical):
                 yield DataTable(id="admin-audit-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        self._table("users").add_columns("Username", "Admin", "2FA", "Last sign-in", "Locked until")
+        self._table("users").add_columns(
+            "Username", "Admin", "2FA", "Last sign-in", ("Lock", "lock")
+        )
+        # Locks last seconds to minutes: counted down while anyone is locked.
+        self._lock_timer = self.set_interval(1.0, self._count_down_locks, pause=True)
         self._table("history").add_columns(
             "User", "Time", "Event", "Result", "Method", "IP", "Client", "Reason"
         )
@@ -257,6 +274,16 @@ class AdminPane(Vertical):
 
     def failed(self, error: BaseException) -> None:
         self.tfa.api_failed(error)
+
+    def show_section(self, section: str) -> None:
+        """Open a section (Home's keys P, U, I, L); its main control takes the focus, so its
+        keys work at once."""
+        tabs = self.query_one("#admin-tabs", TabbedContent)
+        tabs.active = section
+        if section == "admin-policy":
+            tabs.query_one("ContentTabs").focus()
+        else:
+            self._table(section.removeprefix("admin-")).focus()
 
     def on_show(self, event: events.Show) -> None:
         """Opening the Admin tab hides whatever had the focus: give it to the section's tabs,
@@ -365,7 +392,20 @@ class AdminPane(Vertical):
             self.failed(exc)
             return
         self.notify("The policy is saved.")
+        self.post_message(self.PolicySaved())
         self.load_audit(reset=True)
+
+    def force_2fa(self, force: bool) -> None:
+        """The palette's "Force 2FA on/off": the switch, then Save, as by hand (confirmed
+        first; the grace period as it stands)."""
+        self.show_section("admin-policy")
+        self.query_one("#admin-force", Switch).value = force
+        self.save_policy()
+
+    @property
+    def forced(self) -> bool | None:
+        """Whether 2FA is forced, as last loaded; None before the policy is loaded."""
+        return None if self._policy is None else self._policy.force_2fa
 
     # Users
 
@@ -387,6 +427,18 @@ class AdminPane(Vertical):
             table.add_row(*user_row(user), key=user.username)
         if chosen is not None and chosen.username in self._users:  # keep the cursor on them
             table.move_cursor(row=table.get_row_index(chosen.username))
+        self._count_down_locks()
+
+    def _count_down_locks(self) -> None:
+        locked = [user for user in self._users.values() if user.locked_until is not None]
+        table = self._table("users")
+        for user in locked:
+            table.update_cell(user.username, "lock", lock_cell(user))
+        still = any(seconds_left(user.locked_until) for user in locked if user.locked_until)
+        if still:
+            self._lock_timer.resume()
+        else:
+            self._lock_timer.pause()
 
     def _selected_user(self, *, quiet: bool = False) -> AdminUser | None:
         table = self._table("users")

@@ -1,20 +1,41 @@
-"""The 6-digit code field of sign-in and setup: digits only, a space allowed as in `123 456`."""
+"""Code fields: each keeps only the characters its code can have, so a password typed into one by
+mistake is not shown in clear, and each keeps up with fast typing (a `Field`)."""
 
 from __future__ import annotations
 
-from textual.widgets import Input
+from typing import Any
+
+from tfa_tui.widgets.fields import Field
 
 DIGITS = 6
+# The server's recovery code alphabet (tfa_server.recovery.ALPHABET: no 0/O, 1/I/L), copied
+# because the client does not import the server; a test keeps the two the same.
+RECOVERY_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+SEPARATORS = " -"  # `123 456`, `XXXX-XXXX-XXXX`: the server ignores them
 
 
-class CodeInput(Input):
+class CodeField(Field):
+    """Drops (with the bell) every character `allowed` lacks, typed or pasted; letters are
+    shown in capitals, as printed on the recovery codes (the server ignores case)."""
+
+    def __init__(self, allowed: str, **kwargs: Any) -> None:
+        super().__init__(compact=True, **kwargs)
+        self._allowed = frozenset(allowed)
+
+    def replace(self, text: str, start: int, end: int) -> None:
+        kept = "".join(char for char in text.upper() if char in self._allowed)
+        if text and not kept:
+            self.restricted()
+            return
+        super().replace(kept, start, end)
+
+
+class CodeInput(CodeField):
+    """The 6-digit field of sign-in and setup: digits, and a space as in `123 456`."""
+
     def __init__(self, *, id: str) -> None:
         super().__init__(
-            placeholder=f"{DIGITS} digits",
-            id=id,
-            restrict=r"[0-9 ]*",
-            max_length=DIGITS + 1,
-            compact=True,
+            "0123456789 ", placeholder=f"{DIGITS} digits", id=id, max_length=DIGITS + 1
         )
 
     @property
@@ -24,4 +45,34 @@ class CodeInput(Input):
     @property
     def complete(self) -> bool:
         """All digits typed: the screens submit by themselves then."""
-        return len(self.digits) == DIGITS
+        return is_complete(self.value)
+
+
+def is_complete(value: str) -> bool:
+    """Whether a value of the 6-digit field holds the whole code."""
+    return len(value.replace(" ", "")) == DIGITS
+
+
+class RecoveryCodeInput(CodeField):
+    """A recovery code, `XXXX-XXXX-XXXX`."""
+
+    def __init__(self, *, id: str, classes: str | None = None) -> None:
+        super().__init__(
+            RECOVERY_ALPHABET + SEPARATORS,
+            placeholder="XXXX-XXXX-XXXX",
+            id=id,
+            classes=classes,
+            max_length=20,
+        )
+
+
+class AnyCodeInput(CodeField):
+    """Either kind: the 6-digit code from the app or a recovery code."""
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(
+            "0123456789" + RECOVERY_ALPHABET + SEPARATORS,
+            placeholder="6 digits or XXXX-XXXX-XXXX",
+            id=id,
+            max_length=20,
+        )
