@@ -21,7 +21,7 @@ from tfa_tui.api.client import TfaClient
 from tfa_tui.app import TfaApp
 from tfa_tui.session_store import SessionStore
 
-from ..conftest import RunningServer
+from ..conftest import RunningServer, enable_totp, login
 
 
 class MemoryKeyring(KeyringBackend):
@@ -163,3 +163,26 @@ async def sign_in(
         app.screen.query_one("#remember", Checkbox).value = True
     await pilot.press("enter")
     await settle(app, pilot)
+
+
+async def user_with_totp(server: RunningServer, name: str) -> tuple[str, list[str]]:
+    """A user with 2FA connected through the API: its secret and recovery codes."""
+    await server.add_user(name)
+    async with server.client() as http:
+        token = (await login(http, name))["token"]
+        return await enable_totp(http, token, server.clock)
+
+
+async def at_the_code_step(app: TfaApp, pilot: Pilot[None], server: RunningServer) -> str:
+    """From Home without 2FA through the setup's first two steps (installed, scanned) to the
+    code field: the secret the setup shows."""
+    from tfa_tui.screens.setup import SetupScreen
+
+    await pilot.press("enter")  # Connect authenticator app
+    await settle(app, pilot)
+    screen = app.screen
+    assert isinstance(screen, SetupScreen)
+    await pilot.press("enter", "enter")  # installed, scanned
+    await wait_for(pilot, lambda: screen.setup is not None, "the secret")
+    assert screen.setup is not None
+    return screen.setup.secret

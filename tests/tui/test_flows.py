@@ -27,7 +27,7 @@ from tfa_tui.screens.sign_in import SignInScreen
 from tfa_tui.session_store import SessionStore
 from tfa_tui.widgets.qr import QrCode
 
-from ..conftest import PASSWORD, RunningServer, bearer, enable_totp, login, totp_code
+from ..conftest import PASSWORD, RunningServer, bearer, login, totp_code
 from .conftest import (
     CountingTransport,
     MemoryKeyring,
@@ -38,6 +38,7 @@ from .conftest import (
     shown,
     sign_in,
     type_into,
+    user_with_totp,
 )
 
 S = TypeVar("S", bound=Screen[Any])
@@ -54,13 +55,6 @@ async def wait_for_screen(app: TfaApp, pilot: Pilot[None], kind: type[S]) -> S:
             return app.screen
         await pilot.pause(0.02)
     raise AssertionError(f"{kind.__name__} never opened; {type(app.screen).__name__} is on top")
-
-
-async def user_with_totp(server: RunningServer, name: str) -> tuple[str, list[str]]:
-    await server.add_user(name)
-    async with server.client() as http:
-        token = (await login(http, name))["token"]
-        return await enable_totp(http, token, server.clock)
 
 
 async def force_2fa(server: RunningServer, grace_days: int = 0) -> None:

@@ -8,18 +8,10 @@ import pytest
 from tfa_tui.screens.home import HomeScreen
 from tfa_tui.screens.second_factor import SecondFactorScreen
 
-from ..conftest import PASSWORD, RunningServer, bearer, enable_totp, login, totp_code
-from .conftest import MemoryKeyring, running_app, settle, sign_in
+from ..conftest import PASSWORD, RunningServer, bearer, totp_code
+from .conftest import MemoryKeyring, running_app, settle, sign_in, user_with_totp
 
 pytestmark = pytest.mark.finding("F17")
-
-
-async def user_with_totp(server: RunningServer, name: str) -> str:
-    await server.add_user(name)
-    async with server.client() as http:
-        token = (await login(http, name))["token"]
-        secret, _ = await enable_totp(http, token, server.clock)
-    return secret
 
 
 async def test_without_remember_me_a_password_sign_in_stores_nothing(
@@ -36,7 +28,7 @@ async def test_without_remember_me_a_password_sign_in_stores_nothing(
 async def test_without_remember_me_a_sign_in_with_a_code_stores_nothing(
     server: RunningServer, memory_keyring: MemoryKeyring
 ) -> None:
-    secret = await user_with_totp(server, "alice")
+    secret, _ = await user_with_totp(server, "alice")
     async with running_app(server) as (app, pilot):
         await sign_in(app, pilot, "alice", PASSWORD, remember=False)
         assert isinstance(app.screen, SecondFactorScreen)
@@ -51,7 +43,7 @@ async def test_without_remember_me_a_sign_in_with_a_code_stores_nothing(
 async def test_remember_me_stores_the_full_session_only_after_the_code(
     server: RunningServer, memory_keyring: MemoryKeyring
 ) -> None:
-    secret = await user_with_totp(server, "alice")
+    secret, _ = await user_with_totp(server, "alice")
     async with running_app(server) as (app, pilot):
         await sign_in(app, pilot, "alice", PASSWORD, remember=True)
         assert isinstance(app.screen, SecondFactorScreen)

@@ -19,12 +19,21 @@ from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import HomeScreen
 from tfa_tui.screens.reauth import ReauthScreen
 from tfa_tui.screens.second_factor import SecondFactorScreen
-from tfa_tui.screens.setup import SetupScreen
 from tfa_tui.screens.sign_in import SignInScreen
 from tfa_tui.session_store import SessionStore
 
-from ..conftest import PASSWORD, RunningServer, enable_totp, login, start_server, totp_code
-from .conftest import CountingTransport, running_app, settle, shown, sign_in, type_into, wait_for
+from ..conftest import PASSWORD, RunningServer, start_server, totp_code
+from .conftest import (
+    CountingTransport,
+    at_the_code_step,
+    running_app,
+    settle,
+    shown,
+    sign_in,
+    type_into,
+    user_with_totp,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -42,14 +51,6 @@ def focused_id(app: TfaApp) -> str | None:
 
 def seconds_left(text: str) -> int:
     return int(text.split("Try again in ")[1].split()[0])
-
-
-async def user_with_totp(server: RunningServer, name: str) -> str:
-    await server.add_user(name)
-    async with server.client() as http:
-        token = (await login(http, name))["token"]
-        secret, _ = await enable_totp(http, token, server.clock)
-    return secret
 
 
 def wrong(code: str, by: int = 1) -> str:
@@ -78,7 +79,7 @@ async def test_the_code_screen_counts_a_lock_out_down_and_ends_it(
 ) -> None:
     """Point 3: "Too many failed attempts. Try again in 3 seconds." stayed as it was on the code
     screen; now it counts down and ends as on the sign-in screen, the code field focused."""
-    secret = await user_with_totp(quick_locks, "alice")
+    secret, _ = await user_with_totp(quick_locks, "alice")
     sent = CountingTransport()
     async with running_app(quick_locks, transport=sent) as (app, pilot):
         await sign_in(app, pilot, "alice", PASSWORD)
@@ -126,14 +127,9 @@ async def test_setup_forgets_a_wrong_code_after_back_and_next(server: RunningSer
     await server.add_user("bob")
     async with running_app(server) as (app, pilot):
         await sign_in(app, pilot, "bob", PASSWORD)
-        await pilot.press("enter")
-        await settle(app, pilot)
+        secret = await at_the_code_step(app, pilot, server)
         screen = app.screen
-        assert isinstance(screen, SetupScreen)
-        await pilot.press("enter", "enter")  # installed, scanned
-        await wait_for(pilot, lambda: screen.setup is not None, "the secret")
-        assert screen.setup is not None
-        await pilot.press(*wrong(totp_code(screen.setup.secret, server.clock)))
+        await pilot.press(*wrong(totp_code(secret, server.clock)))
         await settle(app, pilot)
         assert "did not match" in shown(app, "#error")
         await pilot.click("#back-to-scan")
@@ -243,7 +239,7 @@ async def test_the_sign_out_after_a_forced_disconnect_keeps_the_username(
     server: RunningServer,
 ) -> None:
     """Point 6: disconnecting 2FA while it is mandatory signs out; the name was lost."""
-    secret = await user_with_totp(server, "alice")
+    secret, _ = await user_with_totp(server, "alice")
     await Admin(server.core).set_policy(Actor("test", None), True, 0)
     async with running_app(server) as (app, pilot):
         await sign_in(app, pilot, "alice", PASSWORD)

@@ -25,8 +25,18 @@ from tfa_tui.screens.setup import SetupScreen
 from tfa_tui.screens.sign_in import SignInScreen
 from tfa_tui.widgets.code_input import RECOVERY_ALPHABET
 
-from ..conftest import PASSWORD, RunningServer, enable_totp, login, totp_code
-from .conftest import CountingTransport, running_app, settle, shown, sign_in, type_into, wait_for
+from ..conftest import PASSWORD, RunningServer, totp_code
+from .conftest import (
+    CountingTransport,
+    at_the_code_step,
+    running_app,
+    settle,
+    shown,
+    sign_in,
+    type_into,
+    user_with_totp,
+    wait_for,
+)
 from .test_demo_process import Terminal
 
 # What the terminal driver makes of these bytes: the key's name and the character it carries.
@@ -43,13 +53,6 @@ def burst(app: TfaApp, *keys: str) -> None:
 
 def value(app: TfaApp, selector: str) -> str:
     return app.screen.query_one(selector, Input).value
-
-
-async def user_with_totp(server: RunningServer, name: str) -> tuple[str, list[str]]:
-    await server.add_user(name)
-    async with server.client() as http:
-        token = (await login(http, name))["token"]
-        return await enable_totp(http, token, server.clock)
 
 
 async def on_home(app: TfaApp, pilot: Pilot[None]) -> None:
@@ -135,17 +138,11 @@ async def test_setup_corrections_in_one_burst_connect(server: RunningServer) -> 
     await server.add_user("bob")
     async with running_app(server) as (app, pilot):
         await sign_in(app, pilot, "bob", PASSWORD)
-        await pilot.press("enter")
-        await settle(app, pilot)
-        screen = app.screen
-        assert isinstance(screen, SetupScreen)
-        await pilot.press("enter", "enter")  # installed, scanned
-        await wait_for(pilot, lambda: screen.setup is not None, "the secret")
-        assert screen.setup is not None
+        secret = await at_the_code_step(app, pilot, server)
         await pilot.press(*"pass-1!")
         assert value(app, "#code") == "1"
         await pilot.press("2")
-        burst(app, "backspace", "backspace", *totp_code(screen.setup.secret, server.clock))
+        burst(app, "backspace", "backspace", *totp_code(secret, server.clock))
         await wait_for(
             pilot, lambda: isinstance(app.screen, RecoveryCodesScreen), "the recovery codes"
         )
