@@ -30,8 +30,10 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
+# One worker per CPU; a test file stays on one worker (module fixtures, the schemathesis phases
+# that run in order, the snapshot scenes' fixed port).
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # The reliability tests with large counts and every test of a review finding (tests/findings.py);
 # rewrites docs/reliability.md from what they recorded and what pytest saw them do. The report
