@@ -33,6 +33,13 @@ def test_the_server_never_loads_textual() -> None:
     assert "tfa_tui" not in loaded
 
 
+def test_the_protocol_loads_neither_side_nor_textual() -> None:
+    """tfa_protocol (issue 12) is what the server and the client share: it imports neither."""
+    loaded = loaded_after_importing_all("tfa_protocol")
+    assert "msgspec" in loaded  # the check sees imports at all
+    assert not {"textual", "tfa_server", "tfa_tui"} & loaded
+
+
 def test_the_api_layer_never_loads_textual() -> None:
     loaded = loaded_after_importing_all("tfa_tui.api")
     assert "httpx" in loaded  # the check sees imports at all

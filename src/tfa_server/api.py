@@ -7,16 +7,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tfa_protocol.types import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, USERNAME_PATTERN
 from tfa_server import sessions
 from tfa_server.account import Account
 from tfa_server.admin import Actor, Admin
-from tfa_server.auth import USERNAME_PATTERN, SignedIn, SignIn
+from tfa_server.auth import SignedIn, SignIn
 from tfa_server.clock import rfc3339
 from tfa_server.core import Core, Origin
 from tfa_server.errors import ApiError, Forbidden, InvalidRequest, NotFound, ServiceUnavailable
 from tfa_server.http.messages import Request, Response, error_response
 from tfa_server.http.router import Router
-from tfa_server.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from tfa_server.storage import users
 from tfa_server.storage.database import storage_unavailable
 from tfa_server.storage.sessions import Session

@@ -31,7 +31,6 @@ from tfa_server.throttle import ThrottleState, after_failure
 
 T = TypeVar("T")
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-USERNAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # what clients may send: any case
 Status = Literal["authenticated", "totp_required", "enrollment_required"]
 
 WRONG_PASSWORD = "Wrong username or password."  # noqa: S105 a message, not a password

@@ -9,10 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from tfa_protocol.types import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from tfa_server.config import PasswordHashing
-
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
 
 
 class Passwords:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 
+from tfa_protocol.types import RECOVERY_ALPHABET as ALPHABET
+
 # No 0/O, 1/I/L: a code copied from paper must not be ambiguous. 31 symbols, ~59 bits a code.
-ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 12
 GROUP = 4
 _IGNORED = str.maketrans("", "", " -\t")

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfa_protocol.types import RECOVERY_ALPHABET
 from tfa_tui.widgets.fields import Field
 
 DIGITS = 6
-# The server's recovery code alphabet (tfa_server.recovery.ALPHABET: no 0/O, 1/I/L), copied
-# because the client does not import the server; a test keeps the two the same.
-RECOVERY_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 SEPARATORS = " -"  # `123 456`, `XXXX-XXXX-XXXX`: the server ignores them
 
 
