@@ -2,6 +2,12 @@
 
 Times are timezone-aware datetimes in UTC, which msgspec writes as RFC 3339 with `Z`; the
 server gives them whole seconds. Structs forbid unknown fields, as the API does in requests.
+
+For the server's request decoding (the rest of issue 12), two promises of the API are not
+msgspec's: JSON Schema counts 7.0 as an integer, which strict msgspec refuses (and lax mode
+would also take "true" for a bool); and a lone surrogate (\\ud800) is refused naming its
+field, where msgspec's JSON decoder refuses the whole body. Hence: the stdlib's json.loads,
+then integral floats made ints and surrogates checked per field, then msgspec.convert(strict).
 """
 
 from __future__ import annotations
