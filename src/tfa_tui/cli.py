@@ -13,8 +13,7 @@ from tfa_tui.api.client import (
     DEFAULT_SERVER,
     TfaClient,
     normalise_server_url,
-    sends_in_clear,
-    url_problem,
+    server_problem,
 )
 from tfa_tui.exit_guard import ExitGuard
 
@@ -51,17 +50,6 @@ def build_parser() -> Parser:
         " network unencrypted (TFA_INSECURE_HTTP=1)",
     )
     return parser
-
-
-def server_problem(server: str, *, insecure_http: bool) -> str | None:
-    """Why `tfa` will not use this (normalised) server address, in words; None when it will."""
-    problem = url_problem(server)
-    if problem is None and sends_in_clear(server) and not insecure_http:
-        return (
-            "plain http:// to another machine sends your password unencrypted; use https://"
-            " (or --insecure-http on a network you trust)"
-        )
-    return problem
 
 
 def main(argv: Sequence[str] | None = None) -> int:

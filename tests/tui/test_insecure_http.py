@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 import pytest
 from textual.widgets import Input
 
-from tfa_tui.api.client import TfaClient, normalise_server_url, sends_in_clear
+from tfa_tui.api.client import TfaClient, normalise_server_url, sends_in_clear, server_problem
 from tfa_tui.api.errors import ProtocolError
 from tfa_tui.app import TfaApp
-from tfa_tui.cli import build_parser, main, server_problem
+from tfa_tui.cli import build_parser, main
 from tfa_tui.screens.sign_in import SignInScreen
 from tfa_tui.session_store import SessionStore
 

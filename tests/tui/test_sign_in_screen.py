@@ -12,9 +12,9 @@ from textual.widgets import Button, Input
 
 from tfa_server.admin import Actor, Admin
 from tfa_server.config import ThrottleRules
-from tfa_tui.api.client import TfaClient
+from tfa_tui.api.client import TfaClient, server_problem
 from tfa_tui.app import TfaApp
-from tfa_tui.cli import main, server_problem
+from tfa_tui.cli import main
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import HomeScreen
 from tfa_tui.screens.reauth import ReauthScreen

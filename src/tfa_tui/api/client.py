@@ -136,6 +136,17 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def server_problem(server: str, *, insecure_http: bool) -> str | None:
+    """Why `tfa` will not use this (normalised) server address, in words; None when it will."""
+    problem = url_problem(server)
+    if problem is None and sends_in_clear(server) and not insecure_http:
+        return (
+            "plain http:// to another machine sends your password unencrypted; use https://"
+            " (or --insecure-http on a network you trust)"
+        )
+    return problem
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     """The innermost OS-level error httpx wrapped (httpcore and the socket each add a layer)."""
     seen: set[int] = set()

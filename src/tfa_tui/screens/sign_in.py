@@ -8,9 +8,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
-from tfa_tui.api.client import normalise_server_url, sends_in_clear
+from tfa_tui.api.client import normalise_server_url, sends_in_clear, server_problem
 from tfa_tui.api.errors import TooManyAttempts, Unreachable
-from tfa_tui.cli import server_problem
 from tfa_tui.plain import plain
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.widgets.fields import Field
@@ -52,8 +51,6 @@ class SignInScreen(TfaScreen):
                     compact=True,
                     enter_moves_to="#username",
                 )
-            if sends_in_clear(self.tfa.api.base_url):  # only with --insecure-http
-                yield Static(INSECURE, id="insecure")
             yield Static(plain(self._notice), id="notice", classes="" if self._notice else "hidden")
             with Horizontal(classes="row"):
                 yield Label("Username", classes="field-label")
@@ -92,6 +89,7 @@ class SignInScreen(TfaScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._warn_if_in_clear()
         if self._username:  # now, so the screen's AUTO_FOCUS finds the focus taken
             self.set_focus(self.query_one("#password"))
 
