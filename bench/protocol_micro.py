@@ -15,8 +15,8 @@ import timeit
 from collections.abc import Callable
 from pathlib import Path
 
+from tfa_protocol.types import AdminHistoryPage, LoginRequest
 from tfa_server import views
-from tfa_server.api import PASSWORD
 from tfa_server.app import initialise, open_core
 from tfa_server.auth import history_event
 from tfa_server.config import PasswordHashing, Settings
@@ -24,7 +24,7 @@ from tfa_server.core import Origin
 from tfa_server.http.messages import Response
 from tfa_server.storage import history, users
 from tfa_server.storage.database import transaction
-from tfa_server.validation import Body, Field
+from tfa_server.validation import decode_body
 
 ROUNDS = 7
 LOGIN = b'{"username":"alice","password":"correct horse battery staple"}'
@@ -38,7 +38,6 @@ def per_call(work: Callable[[], object], number: int) -> float:
 
 def measure(conn: sqlite3.Connection, now: float) -> dict[str, float]:
     """On the database's own thread, as the server's storage calls run."""
-    login_body = Body((Field("username", str, max_length=256), PASSWORD))
     with transaction(conn):
         user_id = users.create(conn, "alice", "not-a-hash", False, now)
         assert user_id is not None
@@ -54,11 +53,11 @@ def measure(conn: sqlite3.Connection, now: float) -> dict[str, float]:
 
     def page() -> bytes:
         rows = history.page(conn, limit=51, before=None, username=None, success=None)
-        shaped = views.page(rows, 50, lambda row: views.history_item(row, with_username=True))
+        shaped = AdminHistoryPage(*views.page(rows, 50, views.admin_history_item))
         return Response(200, shaped).encoded_body()
 
     return {
-        "decode sign-in body": per_call(lambda: login_body.parse(LOGIN), 20000),
+        "decode sign-in body": per_call(lambda: decode_body(LOGIN, LoginRequest), 20000),
         "build + encode GET /me": per_call(me, 2000),
         "build + encode 50-row history page": per_call(page, 500),
     }

@@ -9,8 +9,6 @@ import httpx
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from tfa_server.openapi import SCHEMAS
-
 
 class ContractViolation(AssertionError):
     pass
@@ -73,4 +71,4 @@ def _fragment(schema: dict[str, Any]) -> str:
     return str(schema["$ref"])
 
 
-__all__ = ["SCHEMAS", "Contract", "ContractViolation"]
+__all__ = ["Contract", "ContractViolation"]

@@ -34,10 +34,28 @@ def test_the_server_never_loads_textual() -> None:
 
 
 def test_the_protocol_loads_neither_side_nor_textual() -> None:
-    """tfa_protocol (issue 12) is what the server and the client share: it imports neither."""
+    """tfa_protocol (issue 12) is what the server and the client share: it imports neither,
+    and both import it."""
     loaded = loaded_after_importing_all("tfa_protocol")
     assert "msgspec" in loaded  # the check sees imports at all
     assert not {"textual", "tfa_server", "tfa_tui"} & loaded
+    assert "tfa_protocol" in loaded_after_importing_all("tfa_server")
+    assert "tfa_protocol" in loaded_after_importing_all("tfa_tui.api")
+
+
+def test_wire_shapes_are_written_only_in_the_protocol() -> None:
+    """Issue 12: one description of the API. A Struct defined elsewhere in src/ would be a
+    second copy of a shape, free to drift from the document."""
+    elsewhere = []
+    for path in SRC.rglob("*.py"):
+        if path.is_relative_to(SRC / "tfa_protocol"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(base).endswith("Struct") for base in node.bases
+            ):
+                elsewhere.append(f"{path.relative_to(SRC)}:{node.name}")
+    assert not elsewhere
 
 
 def test_the_api_layer_never_loads_textual() -> None:

@@ -11,14 +11,17 @@ import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import pyotp
 import pytest
 from cryptography.exceptions import InvalidTag
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec import UNSET, Meta, UnsetType
 
+from tfa_protocol.types import SHORT_PASSWORD, USERNAME_RULE, CreateUserRequest, Request
 from tfa_server import recovery, totp
 from tfa_server.config import PasswordHashing, Settings, TotpRules
 from tfa_server.crypto import KEY_BYTES, KeyFileError, ServerKeys, create_key_file, load_key_file
@@ -28,7 +31,7 @@ from tfa_server.storage import history
 from tfa_server.storage.database import connect
 from tfa_server.storage.history import HistoryEvent
 from tfa_server.storage.schema import LATEST, SchemaTooNew, migrate
-from tfa_server.validation import Body, Field
+from tfa_server.validation import decode_body
 
 RULES = TotpRules()
 
@@ -241,13 +244,18 @@ class TestKeyFile:
 
 # --- request bodies -------------------------------------------------------------------------
 
-BODY = Body(
-    (
-        Field("name", str, max_length=8),
-        Field("count", int, minimum=0, maximum=10),
-        Field("flag", bool, required=False),
-    )
-)
+
+class Sample(Request):
+    name: Annotated[str, Meta(max_length=8)]
+    count: Annotated[int, Meta(ge=0, le=10)]
+    flag: bool | UnsetType = UNSET
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The fields sent, decoded."""
+    decoded = msgspec.structs.asdict(decode_body(raw, Sample))
+    return {name: value for name, value in decoded.items() if value is not UNSET}
+
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -266,15 +274,15 @@ json_values = st.recursive(
 def _parse(raw: bytes) -> dict[str, Any] | None:
     """The parsed body, or None when refused; anything but InvalidRequest escapes."""
     try:
-        return BODY.parse(raw)
+        return parse_body(raw)
     except InvalidRequest:
         return None
 
 
 class TestBody:
     def test_valid_body(self) -> None:
-        assert BODY.parse(b'{"name": "ab", "count": 3}') == {"name": "ab", "count": 3}
-        assert BODY.parse(b'{"name": "ab", "count": 0, "flag": true}') == {
+        assert parse_body(b'{"name": "ab", "count": 3}') == {"name": "ab", "count": 3}
+        assert parse_body(b'{"name": "ab", "count": 0, "flag": true}') == {
             "name": "ab",
             "count": 0,
             "flag": True,
@@ -290,7 +298,7 @@ class TestBody:
 
     def test_a_whole_number_written_with_a_point_is_a_whole_number(self) -> None:
         """JSON Schema says 1.0 is an integer; schemathesis found the server refusing it."""
-        parsed = BODY.parse(b'{"name": "ab", "count": 1.0}')
+        parsed = parse_body(b'{"name": "ab", "count": 1.0}')
         assert parsed["count"] == 1
         assert type(parsed["count"]) is int
 
@@ -318,21 +326,39 @@ class TestBody:
     )
     def test_refused(self, raw: bytes, message: str) -> None:
         with pytest.raises(InvalidRequest, match=re.escape(message)):
-            BODY.parse(raw)
+            parse_body(raw)
 
     def test_deep_nesting(self) -> None:
         with pytest.raises(InvalidRequest):
-            BODY.parse(b"[" * 100_000 + b"]" * 100_000)
+            parse_body(b"[" * 100_000 + b"]" * 100_000)
         with pytest.raises(InvalidRequest):
-            BODY.parse(b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+            parse_body(b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
 
     def test_huge_integer(self) -> None:
         with pytest.raises(InvalidRequest):
-            BODY.parse(b'{"name": "ab", "count": ' + b"7" * 5000 + b"}")
+            parse_body(b'{"name": "ab", "count": ' + b"7" * 5000 + b"}")
 
     def test_invalid_utf8(self) -> None:
         with pytest.raises(InvalidRequest, match="UTF-8"):
-            BODY.parse(b'{"name": "\xff\xfe", "count": 1}')
+            parse_body(b'{"name": "\xff\xfe", "count": 1}')
+
+    @pytest.mark.parametrize(
+        ("raw", "message"),
+        [
+            (b'{"username": "-x", "password": "long enough"}', USERNAME_RULE),
+            (b'{"username": "bob", "password": "short"}', SHORT_PASSWORD),
+            (b'{"username": "bob", "password": "long enough\\ud800"}', "'password' is not valid"),
+            (b'{"username": "bob", "password": "long enough", "\\udc80x": 1}', "field '\\udc80x'"),
+            (b'{"username": "bob", "password": "long enough", "is_admin": 1}', "true or false"),
+        ],
+    )
+    def test_refused_in_the_words_of_the_protocol(self, raw: bytes, message: str) -> None:
+        """Issue 12: msgspec checks the constraints, the person reads words, and a name that
+        cannot be written in UTF-8 is written escaped rather than breaking the answer."""
+        with pytest.raises(InvalidRequest) as refused:
+            decode_body(raw, CreateUserRequest)
+        assert message in refused.value.message
+        refused.value.message.encode("utf-8")
 
 
 # --- password hashing -----------------------------------------------------------------------

@@ -1,22 +1,23 @@
-"""Every request body, response body and error body of /api/v1 as a msgspec Struct.
+"""Every request body, query, response body and error body of /api/v1 as a msgspec Struct.
 
-Times are timezone-aware datetimes in UTC, which msgspec writes as RFC 3339 with `Z`; the
-server gives them whole seconds. Structs forbid unknown fields, as the API does in requests.
+The server decodes requests into these and encodes its answers from them, the OpenAPI
+document takes its schemas from them, and the client decodes answers into them.
 
-For the server's request decoding (the rest of issue 12), two promises of the API are not
-msgspec's: JSON Schema counts 7.0 as an integer, which strict msgspec refuses (and lax mode
-would also take "true" for a bool); and a lone surrogate (\\ud800) is refused naming its
-field, where msgspec's JSON decoder refuses the whole body. Hence: the stdlib's json.loads,
-then integral floats made ints and surrogates checked per field, then msgspec.convert(strict).
+Requests forbid unknown fields (a typo must not pass unnoticed). Answers do not: a client
+ignores what a newer server adds, while the document still holds this server's answers to
+exactly their fields (`additionalProperties: false`, added where the document is written).
+Times are timezone-aware datetimes in UTC, written as RFC 3339 with `Z` and whole seconds.
+`Meta(extra={"refusal": ...})` holds the words for a value of the wrong form, where the
+generic words ("'x' is shorter than 8 characters") would not help a person.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -25,89 +26,143 @@ USERNAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # what clients may send:
 RECOVERY_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 RECOVERY_CODE_PATTERN = "^[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}$"
 
+Algorithm = Literal["SHA1", "SHA256", "SHA512"]
 Time = Annotated[datetime, Meta(tz=True, description="RFC 3339, UTC")]
 Count = Annotated[int, Meta(ge=0)]
 Id = Annotated[int, Meta(ge=1)]
 Password = Annotated[str, Meta(max_length=MAX_PASSWORD_LENGTH)]
+USERNAME_RULE = (
+    "Usernames are 1 to 64 characters: letters, digits, '.', '_' and '-',"
+    " starting with a letter or digit."
+)
+SHORT_PASSWORD = f"Passwords need at least {MIN_PASSWORD_LENGTH} characters."
 Code = Annotated[str, Meta(max_length=64, description="6-digit TOTP code or a recovery code")]
 
 
-class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=False):
-    """The base of every wire type: unknown fields are an error, in requests and answers."""
+class Request(msgspec.Struct, forbid_unknown_fields=True):
+    """A request body or query: unknown fields are an error."""
+
+
+class Answer(msgspec.Struct):
+    """A response body. `_secret` fields never show in repr, so a log line cannot leak them."""
+
+    _secret: ClassVar[frozenset[str]] = frozenset()
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            (name, "<hidden>" if name in self._secret else getattr(self, name))
+            for name in self.__struct_fields__
+        ]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"{type(self).__name__}({fields})"
 
 
 # Errors and health
 
 
-class Error(Strict):
+class Error(Answer):
     error: Annotated[str, Meta(description="Machine-readable code")]
     message: Annotated[str, Meta(description="Text for a person")]
 
 
-class Health(Strict):
+class Health(Answer):
     status: Literal["ok"]
 
 
 # Requests
 
 
-class LoginRequest(Strict):
+class LoginRequest(Request):
     username: Annotated[str, Meta(max_length=256)]
     password: Password
 
 
-class CodeRequest(Strict):
+class CodeRequest(Request):
     code: Code
 
 
-class TotpSetupRequest(Strict):
-    password: Password | msgspec.UnsetType = msgspec.UNSET
+class TotpSetupRequest(Request):
+    password: Password | UnsetType = UNSET
 
 
-class DisableTotpRequest(Strict):
+class DisableTotpRequest(Request):
     password: Password
     code: Code
-    acknowledge_forced_policy: bool | msgspec.UnsetType = msgspec.UNSET
+    acknowledge_forced_policy: bool | UnsetType = UNSET
 
 
-class PasswordAndCode(Strict):
+class PasswordAndCode(Request):
     password: Password
     code: Code
 
 
-class PolicyRequest(Strict):
+class PolicyRequest(Request):
     force_2fa: bool
     grace_period_days: Annotated[int, Meta(ge=0, le=365)]
 
 
-class CreateUserRequest(Strict):
+class CreateUserRequest(Request):
     username: Annotated[
         str,
         Meta(
             max_length=64,
             pattern=USERNAME_PATTERN,
             description="Case-insensitive; stored in lower case.",
+            extra={"refusal": USERNAME_RULE},
         ),
     ]
-    password: Annotated[str, Meta(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
+    password: Annotated[
+        str,
+        Meta(
+            min_length=MIN_PASSWORD_LENGTH,
+            max_length=MAX_PASSWORD_LENGTH,
+            extra={"refusal": SHORT_PASSWORD},
+        ),
+    ]
     is_admin: bool = False
+
+
+# Queries: absent is UNSET, so the document shows no null where a query string has none.
+
+Limit = Annotated[int, Meta(ge=1, le=200, description="Page size, 1 to 200 (default 50).")]
+Before = Annotated[
+    int, Meta(ge=1, le=2**62, description="Return entries older than this id (keyset paging).")
+]
+Success = Annotated[bool, Meta(description="Only successful (true) or failed (false).")]
+
+
+class AuditQuery(Request):
+    limit: Limit = 50
+    before: Before | UnsetType = UNSET
+
+
+class HistoryQuery(AuditQuery):
+    success: Success | UnsetType = UNSET
+
+
+class AdminHistoryQuery(HistoryQuery):
+    username: Annotated[str, Meta(max_length=256, description="Only this (attempted) name.")] | (
+        UnsetType
+    ) = UNSET
 
 
 # Answers
 
 
-class LoginInfo(Strict):
+class LoginInfo(Answer):
     at: Time
     ip: str | None
     client: str | None
 
 
-class PolicyBrief(Strict):
+class PolicyBrief(Answer):
     force_2fa: bool
     grace_period_days: Count
 
 
-class Me(Strict):
+class Me(Answer):
     username: str
     is_admin: bool
     totp_enabled: bool
@@ -119,13 +174,14 @@ class Me(Strict):
     failed_attempts_since_last_login: Count
 
 
-class Challenged(Strict):
+class Challenged(Answer):
     """Who is signing in, before the second factor: the name only."""
 
     username: str
 
 
-class _SignIn(Strict, tag_field="status"):
+class _SignIn(Answer, tag_field="status"):
+    _secret = frozenset({"token"})
     token: Annotated[str, Meta(description="Bearer token (challenge, enrollment or full)")]
     expires_at: Time
 
@@ -134,7 +190,7 @@ class Authenticated(_SignIn, tag="authenticated"):
     """Signed in: a full session."""
 
     user: Me
-    recovery_codes_left: Count | msgspec.UnsetType = msgspec.UNSET
+    recovery_codes_left: Count | UnsetType = UNSET
 
 
 class TotpRequired(_SignIn, tag="totp_required"):
@@ -152,21 +208,24 @@ class EnrollmentRequired(_SignIn, tag="enrollment_required"):
 SignInResult = Authenticated | TotpRequired | EnrollmentRequired
 
 
-class TotpSetup(Strict):
+class TotpSetup(Answer):
+    """A pending secret; the URI holds the secret too, so neither shows in repr."""
+
+    _secret = frozenset({"secret", "otpauth_uri"})
     secret: Annotated[str, Meta(pattern="^[A-Z2-7]+$")]
     otpauth_uri: Annotated[str, Meta(pattern="^otpauth://totp/")]
     issuer: str
     account: str
-    algorithm: Literal["SHA1", "SHA256", "SHA512"]
+    algorithm: Algorithm
     digits: int
     period: int
 
 
-class RecoveryCodes(Strict):
+class RecoveryCodes(Answer):
     recovery_codes: list[Annotated[str, Meta(pattern=RECOVERY_CODE_PATTERN)]]
 
 
-class TotpDisabled(Strict):
+class TotpDisabled(Answer):
     totp_enabled: Literal[False]
     logged_out: bool
 
@@ -180,7 +239,7 @@ Event = Annotated[
     ),
 ]
 Reason = Annotated[
-    str,
+    str | None,
     Meta(
         description="bad_password, unknown_user, bad_code, code_reused, throttled,"
         " expired_challenge, enrollment_required, totp_required, policy_requires_2fa,"
@@ -189,13 +248,13 @@ Reason = Annotated[
 ]
 
 
-class HistoryItem(Strict):
+class HistoryItem(Answer):
     id: int
     at: Time
     event: Event
     success: bool
-    method: Annotated[str, Meta(description="password, totp or recovery_code")] | None
-    reason: Reason | None
+    method: Annotated[str | None, Meta(description="password, totp or recovery_code")]
+    reason: Reason
     ip: str
     client: Annotated[str, Meta(description="The request's User-Agent")]
     count: Annotated[
@@ -219,20 +278,20 @@ class AdminHistoryItem(HistoryItem):
     known_user: bool
 
 
-NextBefore = Annotated[int, Meta(description="Pass as `before` for the next page")] | None
+NextBefore = Annotated[int | None, Meta(description="Pass as `before` for the next page")]
 
 
-class HistoryPage(Strict):
+class HistoryPage(Answer):
     items: list[HistoryItem]
     next_before: NextBefore
 
 
-class AdminHistoryPage(Strict):
+class AdminHistoryPage(Answer):
     items: list[AdminHistoryItem]
     next_before: NextBefore
 
 
-class Session(Strict):
+class Session(Answer):
     id: int
     created_at: Time
     last_seen_at: Time
@@ -243,18 +302,18 @@ class Session(Strict):
     current: bool
 
 
-class SessionList(Strict):
+class SessionList(Answer):
     items: list[Session]
 
 
-class Policy(Strict):
+class Policy(Answer):
     force_2fa: bool
     grace_period_days: Count
     forced_since: Time | None
     updated_at: Time | None
 
 
-class AdminUser(Strict):
+class AdminUser(Answer):
     username: str
     is_admin: bool
     totp_enabled: bool
@@ -265,11 +324,11 @@ class AdminUser(Strict):
     locked_until: Time | None
 
 
-class UserList(Strict):
+class UserList(Answer):
     items: list[AdminUser]
 
 
-class AuditItem(Strict):
+class AuditItem(Answer):
     id: int
     at: Time
     actor: str
@@ -280,6 +339,6 @@ class AuditItem(Strict):
     client: str | None
 
 
-class AuditPage(Strict):
+class AuditPage(Answer):
     items: list[AuditItem]
     next_before: NextBefore

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
+from tfa_protocol import types as wire
 from tfa_server import totp, views
 from tfa_server.auth import SignIn, history_event
 from tfa_server.core import Core, Origin
@@ -24,8 +24,6 @@ from tfa_server.storage.database import transaction
 from tfa_server.storage.sessions import Session
 from tfa_server.storage.users import User
 
-JsonObject = dict[str, Any]
-
 FORCED_POLICY_WARNING = (
     "Two-factor authentication is mandatory for all accounts. If you disconnect it you will be"
     " signed out everywhere and must set it up again at your next sign-in."
@@ -44,20 +42,20 @@ class Account:
         self.core = core
         self.sign_in = sign_in
 
-    async def me(self, session: Session) -> JsonObject:
+    async def me(self, session: Session) -> wire.Me:
         return await self.core.db.run(
             lambda conn: views.me(conn, _user(conn, session.user_id), session)
         )
 
-    async def user_view(self, user_id: int, session_id: int) -> JsonObject:
-        def _view(conn: sqlite3.Connection) -> JsonObject:
+    async def user_view(self, user_id: int, session_id: int) -> wire.Me:
+        def _view(conn: sqlite3.Connection) -> wire.Me:
             return views.me(conn, _user(conn, user_id), session_rows.by_id(conn, session_id))
 
         return await self.core.db.run(_view)
 
     async def totp_setup(
         self, session: Session, password: str | None, origin: Origin
-    ) -> JsonObject:
+    ) -> wire.TotpSetup:
         """A new pending secret; it replaces any earlier pending one and is not active yet.
 
         Whoever connects an authenticator controls the account from then on, so a session
@@ -88,19 +86,17 @@ class Account:
                 return user
 
         user = await core.db.run(_store)
-        return {
-            "secret": secret,
-            "otpauth_uri": totp.provisioning_uri(
-                secret, user.username, core.settings.issuer, rules
-            ),
-            "issuer": core.settings.issuer,
-            "account": user.username,
-            "algorithm": rules.algorithm,
-            "digits": rules.digits,
-            "period": rules.period,
-        }
+        return wire.TotpSetup(
+            secret=secret,
+            otpauth_uri=totp.provisioning_uri(secret, user.username, core.settings.issuer, rules),
+            issuer=core.settings.issuer,
+            account=user.username,
+            algorithm=rules.algorithm,
+            digits=rules.digits,
+            period=rules.period,
+        )
 
-    async def totp_confirm(self, session: Session, code: str, origin: Origin) -> JsonObject:
+    async def totp_confirm(self, session: Session, code: str, origin: Origin) -> wire.RecoveryCodes:
         """The first right code turns 2FA on, issues the codes and, for an enrollment
         session, makes it a full one: all in one transaction."""
         core = self.core
@@ -133,7 +129,7 @@ class Account:
                 )
                 return codes
 
-        return {"recovery_codes": await core.db.run(_confirm)}
+        return wire.RecoveryCodes(await core.db.run(_confirm))
 
     async def totp_disable(
         self,
@@ -142,7 +138,7 @@ class Account:
         code: str,
         acknowledge_forced_policy: bool,
         origin: Origin,
-    ) -> JsonObject:
+    ) -> wire.TotpDisabled:
         core = self.core
         forced = await core.db.run(lambda conn: policy.load(conn).force_2fa)
         if forced and not acknowledge_forced_policy:
@@ -171,11 +167,11 @@ class Account:
             return forced_now
 
         logged_out = await self.sign_in.reauthenticate(user.id, password, code, origin, _disable)
-        return {"totp_enabled": False, "logged_out": logged_out}
+        return wire.TotpDisabled(totp_enabled=False, logged_out=logged_out)
 
     async def regenerate_recovery_codes(
         self, session: Session, password: str, code: str, origin: Origin
-    ) -> JsonObject:
+    ) -> wire.RecoveryCodes:
         core = self.core
         user = await core.db.run(lambda conn: _user(conn, session.user_id))
         if not user.totp_enabled:
@@ -191,26 +187,26 @@ class Account:
             return codes
 
         codes = await self.sign_in.reauthenticate(user.id, password, code, origin, _regenerate)
-        return {"recovery_codes": codes}
+        return wire.RecoveryCodes(codes)
 
     async def history(
         self, session: Session, success: bool | None, limit: int, before: int | None
-    ) -> JsonObject:
+    ) -> wire.HistoryPage:
         rows = await self.core.db.run(
             lambda conn: history.page(
                 conn, limit=limit + 1, before=before, user_id=session.user_id, success=success
             )
         )
-        return views.page(rows, limit, views.history_item)
+        return wire.HistoryPage(*views.page(rows, limit, views.history_item))
 
-    async def sessions(self, session: Session) -> JsonObject:
+    async def sessions(self, session: Session) -> wire.SessionList:
         core = self.core
         rows = await core.db.run(
             lambda conn: session_rows.active(
                 conn, session.user_id, core.now(), core.settings.sessions.idle_timeout
             )
         )
-        return {"items": [views.session_item(row, session.id) for row in rows]}
+        return wire.SessionList([views.session_item(row, session.id) for row in rows])
 
     async def revoke_session(self, session: Session, target_id: int, origin: Origin) -> None:
         core = self.core

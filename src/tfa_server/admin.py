@@ -9,6 +9,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from tfa_protocol import types as wire
+from tfa_protocol.types import USERNAME_RULE
 from tfa_server import views
 from tfa_server.auth import USERNAME, canonical_username, history_event
 from tfa_server.core import Core, Origin
@@ -22,7 +24,6 @@ from tfa_server.storage.database import transaction
 from tfa_server.storage.users import User
 from tfa_server.throttle import ThrottleState
 
-JsonObject = dict[str, Any]
 MAX_GRACE_DAYS = 365
 
 
@@ -37,10 +38,7 @@ class Actor:
 def valid_username(username: str) -> str:
     name = canonical_username(username)
     if not (username.isascii() and USERNAME.fullmatch(name)):
-        raise InvalidRequest(
-            "Usernames are 1 to 64 characters: letters, digits, '.', '_' and '-',"
-            " starting with a letter or digit."
-        )
+        raise InvalidRequest(USERNAME_RULE)
     return name
 
 
@@ -74,13 +72,15 @@ class Admin:
         )
         audit.record(conn, entry, self.core.now())
 
-    def _view(self, user: User) -> JsonObject:
+    def _view(self, user: User) -> wire.AdminUser:
         return views.admin_user(user, self.core.now(), self.core.settings.throttle)
 
-    async def get_policy(self) -> JsonObject:
+    async def get_policy(self) -> wire.Policy:
         return views.policy_view(await self.core.db.run(policy.load))
 
-    async def set_policy(self, actor: Actor, force_2fa: bool, grace_period_days: int) -> JsonObject:
+    async def set_policy(
+        self, actor: Actor, force_2fa: bool, grace_period_days: int
+    ) -> wire.Policy:
         if not 0 <= grace_period_days <= MAX_GRACE_DAYS:
             raise InvalidRequest(f"The grace period is 0 to {MAX_GRACE_DAYS} days.")
 
@@ -105,13 +105,13 @@ class Admin:
 
         return views.policy_view(await self.core.db.run(_save))
 
-    async def list_users(self) -> JsonObject:
+    async def list_users(self) -> wire.UserList:
         found = await self.core.db.run(users.all_users)
-        return {"items": [self._view(user) for user in found]}
+        return wire.UserList([self._view(user) for user in found])
 
     async def create_user(
         self, actor: Actor, username: str, password: str, is_admin: bool
-    ) -> JsonObject:
+    ) -> wire.AdminUser:
         name = valid_username(username)
         problem = password_problem(password)
         if problem:
@@ -130,7 +130,7 @@ class Admin:
 
         return self._view(await self.core.db.run(_create))
 
-    async def reset_2fa(self, actor: Actor, username: str) -> JsonObject:
+    async def reset_2fa(self, actor: Actor, username: str) -> wire.AdminUser:
         """Remove the user's 2FA and end their sessions, for a person who lost their phone; a
         user without 2FA is refused (409) and nothing changes."""
 
@@ -162,7 +162,7 @@ class Admin:
 
         return self._view(await self.core.db.run(_reset))
 
-    async def unlock(self, actor: Actor, username: str) -> JsonObject:
+    async def unlock(self, actor: Actor, username: str) -> wire.AdminUser:
         def _unlock(conn: sqlite3.Connection) -> User:
             with transaction(conn):
                 user = _target(conn, username)
@@ -182,15 +182,15 @@ class Admin:
 
     async def history(
         self, username: str | None, success: bool | None, limit: int, before: int | None
-    ) -> JsonObject:
+    ) -> wire.AdminHistoryPage:
         name = canonical_username(username) if username else None
         rows = await self.core.db.run(
             lambda conn: history.page(
                 conn, limit=limit + 1, before=before, username=name, success=success
             )
         )
-        return views.page(rows, limit, lambda row: views.history_item(row, with_username=True))
+        return wire.AdminHistoryPage(*views.page(rows, limit, views.admin_history_item))
 
-    async def audit_log(self, limit: int, before: int | None) -> JsonObject:
+    async def audit_log(self, limit: int, before: int | None) -> wire.AuditPage:
         rows = await self.core.db.run(lambda conn: audit.page(conn, limit=limit + 1, before=before))
-        return views.page(rows, limit, views.audit_item)
+        return wire.AuditPage(*views.page(rows, limit, views.audit_item))

@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any, Literal, TypeVar
 
-from tfa_protocol.types import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, USERNAME_PATTERN
+import msgspec
+
+from tfa_protocol import types as wire
 from tfa_server import sessions
 from tfa_server.account import Account
 from tfa_server.admin import Actor, Admin
 from tfa_server.auth import SignedIn, SignIn
-from tfa_server.clock import rfc3339
+from tfa_server.clock import utc
 from tfa_server.core import Core, Origin
 from tfa_server.errors import ApiError, Forbidden, InvalidRequest, NotFound, ServiceUnavailable
 from tfa_server.http.messages import Request, Response, error_response
@@ -21,12 +24,15 @@ from tfa_server.storage import users
 from tfa_server.storage.database import storage_unavailable
 from tfa_server.storage.sessions import Session
 from tfa_server.storage.users import User
-from tfa_server.validation import Body, Field, QueryParam, parse_query
+from tfa_server.validation import decode_body, decode_query
 
 log = logging.getLogger("tfa_server")
 
 Auth = Literal["none", "challenge", "enrollment", "full", "admin"]
 JsonObject = dict[str, Any]
+Reply = wire.Answer | JsonObject  # a Struct, or the OpenAPI document
+T = TypeVar("T", bound=msgspec.Struct)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +40,19 @@ class Call:
     request: Request
     origin: Origin
     params: Mapping[str, str]
-    body: JsonObject
-    query: JsonObject
+    _body: msgspec.Struct | None
+    _query: msgspec.Struct | None
     session: Session | None
     admin: User | None
+
+    def body(self, kind: type[T]) -> T:
+        """The decoded body, typed: the route table said which Struct it is."""
+        assert isinstance(self._body, kind)
+        return self._body
+
+    def query(self, kind: type[T]) -> T:
+        assert isinstance(self._query, kind)
+        return self._query
 
     @property
     def own_session(self) -> Session:
@@ -50,7 +65,7 @@ class Call:
         return Actor(self.admin.username, self.origin)
 
 
-Handler = Callable[[Call], Awaitable[JsonObject | None]]
+Handler = Callable[[Call], Awaitable[Reply | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,25 +76,17 @@ class Route:
     summary: str
     handler: Handler
     auth: Auth = "full"
-    body: Body | None = None
-    query: tuple[QueryParam, ...] = ()
+    body: type[msgspec.Struct] | None = None
+    optional_body: bool = False  # no body at all reads as {}
+    query: type[msgspec.Struct] | None = None
     status: int = 200
-    response: str | None = None
+    response: Any = None  # the answer's type: a Struct, a union of Structs, or a dict
     errors: tuple[int, ...] = field(default=())
     tag: str = "account"
 
 
-CODE = Field("code", str, max_length=64, description="6-digit TOTP code or a recovery code")
-PASSWORD = Field("password", str, max_length=1024)
-OPTIONAL_PASSWORD = Field("password", str, max_length=1024, required=False)
-SUCCESS = QueryParam("success", bool, description="Only successful (true) or failed (false).")
-LIMIT = QueryParam("limit", int, 1, 200, "Page size, 1 to 200 (default 50).")
-BEFORE = QueryParam("before", int, 1, 2**62, "Return entries older than this id (keyset paging).")
-
-
-def _page_args(call: Call) -> tuple[int, int | None]:
-    limit = call.query["limit"] if call.query["limit"] is not None else 50
-    return limit, call.query["before"]
+def _given(value: V | msgspec.UnsetType) -> V | None:
+    return None if isinstance(value, msgspec.UnsetType) else value
 
 
 class Api:
@@ -112,13 +119,13 @@ class Api:
         origin = Origin(request.peer, request.user_agent)
         # Who asks comes first: a stranger learns nothing about what a body should hold.
         session, admin = await self._authenticate(route, request, origin)
-        query = parse_query(route.query, request.query)
+        query = decode_query(request.query, route.query)
         if route.body is not None:
-            body = route.body.parse(request.body)
+            body = decode_body(request.body, route.body, optional=route.optional_body)
         elif request.body.strip():
             raise InvalidRequest("This request takes no body.")
         else:
-            body = {}
+            body = None
         result = await route.handler(
             Call(request, origin, found.params, body, query, session, admin)
         )
@@ -143,87 +150,91 @@ class Api:
             raise Forbidden("This needs an administrator account.")
         return session, user
 
-    async def _signed_in(self, result: SignedIn) -> JsonObject:
-        # Before the second factor the answer holds what the code screen needs and no more:
-        # the password alone must not reveal the account's last sign-in, role or codes.
-        user = (
-            {"username": result.username}
-            if result.status == "totp_required"
-            else await self.account.user_view(result.user_id, result.session_id)
+    async def _signed_in(self, result: SignedIn) -> wire.SignInResult:
+        expires_at = utc(result.expires_at)
+        if result.status == "totp_required":
+            # Before the second factor the answer holds what the code screen needs and no
+            # more: the password alone must not reveal the account's last sign-in, role or codes.
+            return wire.TotpRequired(result.token, expires_at, wire.Challenged(result.username))
+        user = await self.account.user_view(result.user_id, result.session_id)
+        if result.status == "enrollment_required":
+            return wire.EnrollmentRequired(result.token, expires_at, user)
+        left = result.recovery_codes_left
+        return wire.Authenticated(
+            result.token, expires_at, user, msgspec.UNSET if left is None else left
         )
-        body: JsonObject = {
-            "status": result.status,
-            "token": result.token,
-            "expires_at": rfc3339(result.expires_at),
-            "user": user,
-        }
-        if result.recovery_codes_left is not None:
-            body["recovery_codes_left"] = result.recovery_codes_left
-        return body
 
     # Handlers: thin; the services hold the rules.
 
-    async def _healthz(self, call: Call) -> JsonObject:
-        return {"status": "ok"}
+    async def _healthz(self, call: Call) -> wire.Health:
+        return wire.Health("ok")
 
-    async def _openapi(self, call: Call) -> JsonObject:
+    @cached_property
+    def _document(self) -> JsonObject:
         from tfa_server.openapi import document
 
         return document(self.routes)
 
-    async def _login(self, call: Call) -> JsonObject:
-        body = call.body
+    async def _openapi(self, call: Call) -> JsonObject:
+        return self._document
+
+    async def _login(self, call: Call) -> wire.SignInResult:
+        body = call.body(wire.LoginRequest)
         return await self._signed_in(
-            await self.sign_in.login(body["username"], body["password"], call.origin)
+            await self.sign_in.login(body.username, body.password, call.origin)
         )
 
-    async def _login_totp(self, call: Call) -> JsonObject:
+    async def _login_totp(self, call: Call) -> wire.SignInResult:
         auth = call.request.headers.get("authorization")
+        code = call.body(wire.CodeRequest).code
         return await self._signed_in(
-            await self.sign_in.second_factor(auth, call.body["code"], "totp", call.origin)
+            await self.sign_in.second_factor(auth, code, "totp", call.origin)
         )
 
-    async def _login_recovery(self, call: Call) -> JsonObject:
+    async def _login_recovery(self, call: Call) -> wire.SignInResult:
         auth = call.request.headers.get("authorization")
+        code = call.body(wire.CodeRequest).code
         return await self._signed_in(
-            await self.sign_in.second_factor(auth, call.body["code"], "recovery_code", call.origin)
+            await self.sign_in.second_factor(auth, code, "recovery_code", call.origin)
         )
 
     async def _logout(self, call: Call) -> None:
         await self.sign_in.logout(call.own_session, call.origin)
 
-    async def _me(self, call: Call) -> JsonObject:
+    async def _me(self, call: Call) -> wire.Me:
         return await self.account.me(call.own_session)
 
-    async def _totp_setup(self, call: Call) -> JsonObject:
-        return await self.account.totp_setup(
-            call.own_session, call.body.get("password"), call.origin
-        )
+    async def _totp_setup(self, call: Call) -> wire.TotpSetup:
+        password = _given(call.body(wire.TotpSetupRequest).password)
+        return await self.account.totp_setup(call.own_session, password, call.origin)
 
-    async def _totp_confirm(self, call: Call) -> JsonObject:
-        return await self.account.totp_confirm(call.own_session, call.body["code"], call.origin)
+    async def _totp_confirm(self, call: Call) -> wire.RecoveryCodes:
+        code = call.body(wire.CodeRequest).code
+        return await self.account.totp_confirm(call.own_session, code, call.origin)
 
-    async def _totp_disable(self, call: Call) -> JsonObject:
-        body = call.body
+    async def _totp_disable(self, call: Call) -> wire.TotpDisabled:
+        body = call.body(wire.DisableTotpRequest)
         return await self.account.totp_disable(
             call.own_session,
-            body["password"],
-            body["code"],
-            body.get("acknowledge_forced_policy", False),
+            body.password,
+            body.code,
+            _given(body.acknowledge_forced_policy) or False,
             call.origin,
         )
 
-    async def _recovery_codes(self, call: Call) -> JsonObject:
-        body = call.body
+    async def _recovery_codes(self, call: Call) -> wire.RecoveryCodes:
+        body = call.body(wire.PasswordAndCode)
         return await self.account.regenerate_recovery_codes(
-            call.own_session, body["password"], body["code"], call.origin
+            call.own_session, body.password, body.code, call.origin
         )
 
-    async def _history(self, call: Call) -> JsonObject:
-        limit, before = _page_args(call)
-        return await self.account.history(call.own_session, call.query["success"], limit, before)
+    async def _history(self, call: Call) -> wire.HistoryPage:
+        query = call.query(wire.HistoryQuery)
+        return await self.account.history(
+            call.own_session, _given(query.success), query.limit, _given(query.before)
+        )
 
-    async def _sessions(self, call: Call) -> JsonObject:
+    async def _sessions(self, call: Call) -> wire.SessionList:
         return await self.account.sessions(call.own_session)
 
     async def _revoke_session(self, call: Call) -> None:
@@ -232,36 +243,35 @@ class Api:
             raise NotFound("There is no such active session.")
         await self.account.revoke_session(call.own_session, int(raw), call.origin)
 
-    async def _get_policy(self, call: Call) -> JsonObject:
+    async def _get_policy(self, call: Call) -> wire.Policy:
         return await self.admin.get_policy()
 
-    async def _put_policy(self, call: Call) -> JsonObject:
-        body = call.body
-        return await self.admin.set_policy(call.actor, body["force_2fa"], body["grace_period_days"])
+    async def _put_policy(self, call: Call) -> wire.Policy:
+        body = call.body(wire.PolicyRequest)
+        return await self.admin.set_policy(call.actor, body.force_2fa, body.grace_period_days)
 
-    async def _list_users(self, call: Call) -> JsonObject:
+    async def _list_users(self, call: Call) -> wire.UserList:
         return await self.admin.list_users()
 
-    async def _create_user(self, call: Call) -> JsonObject:
-        body = call.body
-        return await self.admin.create_user(
-            call.actor, body["username"], body["password"], body.get("is_admin", False)
-        )
+    async def _create_user(self, call: Call) -> wire.AdminUser:
+        body = call.body(wire.CreateUserRequest)
+        return await self.admin.create_user(call.actor, body.username, body.password, body.is_admin)
 
-    async def _reset_2fa(self, call: Call) -> JsonObject:
+    async def _reset_2fa(self, call: Call) -> wire.AdminUser:
         return await self.admin.reset_2fa(call.actor, call.params["username"])
 
-    async def _unlock(self, call: Call) -> JsonObject:
+    async def _unlock(self, call: Call) -> wire.AdminUser:
         return await self.admin.unlock(call.actor, call.params["username"])
 
-    async def _admin_history(self, call: Call) -> JsonObject:
-        limit, before = _page_args(call)
+    async def _admin_history(self, call: Call) -> wire.AdminHistoryPage:
+        query = call.query(wire.AdminHistoryQuery)
         return await self.admin.history(
-            call.query["username"], call.query["success"], limit, before
+            _given(query.username), _given(query.success), query.limit, _given(query.before)
         )
 
-    async def _audit(self, call: Call) -> JsonObject:
-        return await self.admin.audit_log(*_page_args(call))
+    async def _audit(self, call: Call) -> wire.AuditPage:
+        query = call.query(wire.AuditQuery)
+        return await self.admin.audit_log(query.limit, _given(query.before))
 
     def _routes(self) -> list[Route]:
         v1 = "/api/v1"
@@ -274,7 +284,7 @@ class Api:
                 "Liveness check",
                 self._healthz,
                 "none",
-                response="Health",
+                response=wire.Health,
                 tag="meta",
             ),
             Route(
@@ -284,7 +294,7 @@ class Api:
                 "This document",
                 self._openapi,
                 "none",
-                response="OpenApiDocument",
+                response=JsonObject,
                 tag="meta",
             ),
             Route(
@@ -294,8 +304,8 @@ class Api:
                 "Sign in with username and password",
                 self._login,
                 "none",
-                body=Body((Field("username", str, max_length=256), PASSWORD)),
-                response="SignInResult",
+                body=wire.LoginRequest,
+                response=wire.SignInResult,
                 errors=(400, 401, 429),
                 tag="sign-in",
             ),
@@ -306,8 +316,8 @@ class Api:
                 "Second step: a TOTP code, with the challenge token as Bearer",
                 self._login_totp,
                 "challenge",
-                body=Body((CODE,)),
-                response="SignInResult",
+                body=wire.CodeRequest,
+                response=wire.SignInResult,
                 errors=(400, 401, 429),
                 tag="sign-in",
             ),
@@ -318,8 +328,8 @@ class Api:
                 "Second step: a recovery code, with the challenge token as Bearer",
                 self._login_recovery,
                 "challenge",
-                body=Body((CODE,)),
-                response="SignInResult",
+                body=wire.CodeRequest,
+                response=wire.SignInResult,
                 errors=(400, 401, 429),
                 tag="sign-in",
             ),
@@ -341,7 +351,7 @@ class Api:
                 "The signed-in user",
                 self._me,
                 "enrollment",
-                response="Me",
+                response=wire.Me,
                 errors=(401,),
             ),
             Route(
@@ -353,10 +363,9 @@ class Api:
                 " with it in the last few minutes",
                 self._totp_setup,
                 "enrollment",
-                body=Body(
-                    (Field("password", str, max_length=1024, required=False),), optional=True
-                ),
-                response="TotpSetup",
+                body=wire.TotpSetupRequest,
+                optional_body=True,
+                response=wire.TotpSetup,
                 errors=(400, 401, 403, 409, 429),
             ),
             Route(
@@ -366,8 +375,8 @@ class Api:
                 "Confirm the pending secret with a code; 2FA is on and recovery codes issued",
                 self._totp_confirm,
                 "enrollment",
-                body=Body((CODE,)),
-                response="RecoveryCodes",
+                body=wire.CodeRequest,
+                response=wire.RecoveryCodes,
                 errors=(400, 401, 409),
             ),
             Route(
@@ -376,10 +385,8 @@ class Api:
                 "disableTotp",
                 "Disconnect 2FA (needs the password and a current code)",
                 self._totp_disable,
-                body=Body(
-                    (PASSWORD, CODE, Field("acknowledge_forced_policy", bool, required=False))
-                ),
-                response="TotpDisabled",
+                body=wire.DisableTotpRequest,
+                response=wire.TotpDisabled,
                 errors=(400, *user_errors, 409, 429),
             ),
             Route(
@@ -388,8 +395,8 @@ class Api:
                 "regenerateRecoveryCodes",
                 "Replace the recovery codes (needs the password and a current code)",
                 self._recovery_codes,
-                body=Body((PASSWORD, CODE)),
-                response="RecoveryCodes",
+                body=wire.PasswordAndCode,
+                response=wire.RecoveryCodes,
                 errors=(400, *user_errors, 409, 429),
             ),
             Route(
@@ -398,8 +405,8 @@ class Api:
                 "getHistory",
                 "Own login history, newest first",
                 self._history,
-                query=(SUCCESS, LIMIT, BEFORE),
-                response="HistoryPage",
+                query=wire.HistoryQuery,
+                response=wire.HistoryPage,
                 errors=(400, *user_errors),
             ),
             Route(
@@ -408,7 +415,7 @@ class Api:
                 "listSessions",
                 "Own active sessions",
                 self._sessions,
-                response="SessionList",
+                response=wire.SessionList,
                 errors=user_errors,
             ),
             Route(
@@ -427,7 +434,7 @@ class Api:
                 "The 2FA policy",
                 self._get_policy,
                 "admin",
-                response="Policy",
+                response=wire.Policy,
                 errors=user_errors,
                 tag="admin",
             ),
@@ -438,13 +445,8 @@ class Api:
                 "Change the 2FA policy (audited)",
                 self._put_policy,
                 "admin",
-                body=Body(
-                    (
-                        Field("force_2fa", bool),
-                        Field("grace_period_days", int, minimum=0, maximum=365),
-                    )
-                ),
-                response="Policy",
+                body=wire.PolicyRequest,
+                response=wire.Policy,
                 errors=(400, *user_errors),
                 tag="admin",
             ),
@@ -455,7 +457,7 @@ class Api:
                 "All accounts",
                 self._list_users,
                 "admin",
-                response="UserList",
+                response=wire.UserList,
                 errors=user_errors,
                 tag="admin",
             ),
@@ -467,25 +469,8 @@ class Api:
                 self._create_user,
                 "admin",
                 status=201,
-                body=Body(
-                    (
-                        Field(
-                            "username",
-                            str,
-                            max_length=64,
-                            pattern=USERNAME_PATTERN,
-                            description="Case-insensitive; stored in lower case.",
-                        ),
-                        Field(
-                            "password",
-                            str,
-                            max_length=MAX_PASSWORD_LENGTH,
-                            min_length=MIN_PASSWORD_LENGTH,
-                        ),
-                        Field("is_admin", bool, required=False),
-                    )
-                ),
-                response="AdminUser",
+                body=wire.CreateUserRequest,
+                response=wire.AdminUser,
                 errors=(400, *user_errors, 409),
                 tag="admin",
             ),
@@ -496,7 +481,7 @@ class Api:
                 "Remove a user's 2FA and end their sessions (audited); 409 without 2FA",
                 self._reset_2fa,
                 "admin",
-                response="AdminUser",
+                response=wire.AdminUser,
                 errors=(*user_errors, 404, 409),
                 tag="admin",
             ),
@@ -507,7 +492,7 @@ class Api:
                 "Clear a user's throttling (audited)",
                 self._unlock,
                 "admin",
-                response="AdminUser",
+                response=wire.AdminUser,
                 errors=(*user_errors, 404),
                 tag="admin",
             ),
@@ -518,13 +503,8 @@ class Api:
                 "Everyone's login events, filterable",
                 self._admin_history,
                 "admin",
-                query=(
-                    QueryParam("username", str, description="Only this (attempted) name."),
-                    SUCCESS,
-                    LIMIT,
-                    BEFORE,
-                ),
-                response="AdminHistoryPage",
+                query=wire.AdminHistoryQuery,
+                response=wire.AdminHistoryPage,
                 errors=(400, *user_errors),
                 tag="admin",
             ),
@@ -535,8 +515,8 @@ class Api:
                 "Administrator actions, newest first",
                 self._audit,
                 "admin",
-                query=(LIMIT, BEFORE),
-                response="AuditPage",
+                query=wire.AuditQuery,
+                response=wire.AuditPage,
                 errors=(400, *user_errors),
                 tag="admin",
             ),

@@ -18,6 +18,9 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import msgspec
+
+from tfa_protocol.types import Policy
 from tfa_server import __version__
 from tfa_server.admin import Actor, Admin
 from tfa_server.app import (
@@ -341,10 +344,11 @@ def _user(args: argparse.Namespace) -> int:
         created = _run_admin(
             args, lambda admin, actor: admin.create_user(actor, args.name, password, args.admin)
         )
-        role = "administrator" if created["is_admin"] else "user"
-        print(f"created {role} {created['username']}")
+        role = "administrator" if created.is_admin else "user"
+        print(f"created {role} {created.username}")
     elif command == "list":
-        listed = _run_admin(args, lambda admin, actor: admin.list_users())
+        # As the API writes them: times in RFC 3339, the same for people and for scripts.
+        listed = msgspec.to_builtins(_run_admin(args, lambda admin, actor: admin.list_users()))
         if args.json:
             print(json.dumps(listed["items"], indent=2))
             return 0
@@ -372,15 +376,15 @@ def _policy(args: argparse.Namespace) -> int:
                 f" (see '{PROG} policy set --help')"
             )
 
-        async def _set(admin: Admin, actor: Actor) -> dict[str, Any]:
+        async def _set(admin: Admin, actor: Actor) -> Policy:
             current = await admin.get_policy()
-            force = current["force_2fa"] if args.force_2fa is None else args.force_2fa == "on"
-            grace = current["grace_period_days"] if args.grace_days is None else args.grace_days
+            force = current.force_2fa if args.force_2fa is None else args.force_2fa == "on"
+            grace = current.grace_period_days if args.grace_days is None else args.grace_days
             return await admin.set_policy(actor, force, grace)
 
-        current = _run_admin(args, _set)
+        current = msgspec.to_builtins(_run_admin(args, _set))
     else:
-        current = _run_admin(args, lambda admin, actor: admin.get_policy())
+        current = msgspec.to_builtins(_run_admin(args, lambda admin, actor: admin.get_policy()))
         if args.json:
             print(json.dumps(current, indent=2))
             return 0

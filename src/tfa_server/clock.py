@@ -18,9 +18,15 @@ class SystemClock:
         return time.time()
 
 
+def utc(timestamp: float) -> datetime:
+    """To the second, in UTC: the wire writes it as RFC 3339 with a `Z`, as the API promises."""
+    return datetime.fromtimestamp(int(timestamp), tz=UTC)
+
+
+def maybe_utc(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else utc(timestamp)
+
+
 def rfc3339(timestamp: float | None) -> str | None:
-    """RFC 3339 UTC with a `Z`, to the second: what the API promises for every time."""
-    if timestamp is None:
-        return None
-    moment = datetime.fromtimestamp(int(timestamp), tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A time as the wire writes it: `2026-11-30T20:53:17Z`."""
+    return None if timestamp is None else utc(timestamp).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tfa_protocol.types import Algorithm
+
 
 @dataclass(frozen=True, slots=True)
 class PasswordHashing:
@@ -19,7 +21,7 @@ class PasswordHashing:
 class TotpRules:
     """RFC 6238 parameters; the defaults are the ones Google Authenticator assumes."""
 
-    algorithm: str = "SHA1"
+    algorithm: Algorithm = "SHA1"
     digits: int = 6
     period: int = 30
     secret_bytes: int = 20  # 160 bits, RFC 4226 section 4 recommendation

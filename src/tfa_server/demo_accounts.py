@@ -67,7 +67,7 @@ async def _connect_app(core: Core, sign_in: SignIn, account: DemoCredentials) ->
         core, f"Bearer {signed.token}", SEEDED_BY, allow_enrollment=True
     )
     setup = Account(core, sign_in)
-    secret: str = (await setup.totp_setup(session, None, SEEDED_BY))["secret"]
+    secret = (await setup.totp_setup(session, None, SEEDED_BY)).secret
     # A code from the previous step (inside the window), so the code the phone shows right
     # now is still unused.
     rules = core.settings.totp

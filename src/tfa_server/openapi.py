@@ -1,9 +1,13 @@
-"""The OpenAPI 3.1 document, built from the route table so paths and bodies cannot drift."""
+"""The OpenAPI 3.1 document: schemas from tfa_protocol's Structs; paths, security, links and
+error responses from the route table. Neither can drift from what the server does."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from tfa_protocol import types as wire
 from tfa_server import __version__
 
 if TYPE_CHECKING:
@@ -22,193 +26,42 @@ _STATUS_TEXT = {
 }
 
 
-def _nullable(kind: str, **extra: Any) -> JsonObject:
-    return {"type": [kind, "null"], **extra}
-
-
-def _obj(properties: JsonObject, optional: tuple[str, ...] = ()) -> JsonObject:
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": [name for name in properties if name not in optional],
-        "properties": properties,
-    }
+REF = "#/components/schemas/{name}"
+# Answers that are not one Struct get a name of their own in the document.
+NAMED: dict[Any, str] = {wire.SignInResult: "SignInResult", JsonObject: "OpenApiDocument"}
 
 
 def _ref(name: str) -> JsonObject:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF.format(name=name)}
 
 
-TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC"}
-NULLABLE_TIME = _nullable("string", format="date-time", description="RFC 3339, UTC")
-RECOVERY_CODE = {
-    "type": "string",
-    "pattern": "^[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}$",
-}
-
-
-def _page(item: str) -> JsonObject:
-    return _obj(
-        {
-            "items": {"type": "array", "items": _ref(item)},
-            "next_before": _nullable("integer", description="Pass as `before` for the next page"),
-        }
-    )
-
-
-def _history_item(with_username: bool) -> JsonObject:
-    properties: JsonObject = {
-        "id": {"type": "integer"},
-        "at": TIME,
-        "event": {
-            "type": "string",
-            "description": "password, second_factor, reauthentication, totp_enabled,"
-            " totp_disabled, recovery_codes_regenerated, logout, forced_sign_out,"
-            " session_revoked, session_restricted, totp_reset_by_admin",
-        },
-        "success": {"type": "boolean"},
-        "method": _nullable("string", description="password, totp or recovery_code"),
-        "reason": _nullable(
-            "string",
-            description="bad_password, unknown_user, bad_code, code_reused, throttled,"
-            " expired_challenge, enrollment_required, totp_required, policy_requires_2fa,"
-            " session_limit",
-        ),
-        "ip": {"type": "string"},
-        "client": {"type": "string", "description": "The request's User-Agent"},
-        "count": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "How many attempts this row stands for: refusals while throttled are"
-            " counted into one row per address, account and minute",
-        },
-    }
-    if with_username:
-        properties["username"] = {
-            "type": "string",
-            "description": "Attempted name; throttled refusals of names that match no account"
-            " share the name '(unknown names)'",
-        }
-        properties["known_user"] = {"type": "boolean"}
-    return _obj(properties)
-
-
-SCHEMAS: JsonObject = {
-    "Error": _obj(
-        {
-            "error": {"type": "string", "description": "Machine-readable code"},
-            "message": {"type": "string", "description": "Text for a person"},
-        }
-    ),
-    "Health": _obj({"status": {"const": "ok"}}),
-    "OpenApiDocument": {"type": "object"},
-    "LoginInfo": {
-        "type": ["object", "null"],
-        "additionalProperties": False,
-        "required": ["at", "ip", "client"],
-        "properties": {"at": TIME, "ip": _nullable("string"), "client": _nullable("string")},
-    },
-    "Me": _obj(
-        {
-            "username": {"type": "string"},
-            "is_admin": {"type": "boolean"},
-            "totp_enabled": {"type": "boolean"},
-            "totp_enabled_at": NULLABLE_TIME,
-            "recovery_codes_left": {"type": "integer", "minimum": 0},
-            "policy": _obj(
-                {
-                    "force_2fa": {"type": "boolean"},
-                    "grace_period_days": {"type": "integer", "minimum": 0},
-                }
-            ),
-            "enrollment_deadline": NULLABLE_TIME,
-            "last_login": _ref("LoginInfo"),
-            "failed_attempts_since_last_login": {"type": "integer", "minimum": 0},
-        }
-    ),
-    "SignInResult": _obj(
-        {
-            "status": {"enum": ["authenticated", "totp_required", "enrollment_required"]},
-            "token": {
-                "type": "string",
-                "description": "Bearer token (challenge, enrollment or full)",
-            },
-            "expires_at": TIME,
-            "user": {
-                "description": "The signed-in user; before the second factor (totp_required)"
-                " only the username",
-                "oneOf": [_ref("Me"), _ref("Challenged")],
-            },
-            "recovery_codes_left": {"type": "integer", "minimum": 0},
-        },
-        optional=("recovery_codes_left",),
-    ),
-    "Challenged": _obj({"username": {"type": "string"}}),
-    "TotpSetup": _obj(
-        {
-            "secret": {"type": "string", "pattern": "^[A-Z2-7]+$"},
-            "otpauth_uri": {"type": "string", "pattern": "^otpauth://totp/"},
-            "issuer": {"type": "string"},
-            "account": {"type": "string"},
-            "algorithm": {"enum": ["SHA1", "SHA256", "SHA512"]},
-            "digits": {"type": "integer"},
-            "period": {"type": "integer"},
-        }
-    ),
-    "RecoveryCodes": _obj({"recovery_codes": {"type": "array", "items": RECOVERY_CODE}}),
-    "TotpDisabled": _obj({"totp_enabled": {"const": False}, "logged_out": {"type": "boolean"}}),
-    "HistoryItem": _history_item(with_username=False),
-    "HistoryPage": _page("HistoryItem"),
-    "AdminHistoryItem": _history_item(with_username=True),
-    "AdminHistoryPage": _page("AdminHistoryItem"),
-    "Session": _obj(
-        {
-            "id": {"type": "integer"},
-            "created_at": TIME,
-            "last_seen_at": TIME,
-            "expires_at": TIME,
-            "ip": {"type": "string"},
-            "client": {"type": "string"},
-            "kind": {"enum": ["enrollment", "full"]},
-            "current": {"type": "boolean"},
-        }
-    ),
-    "SessionList": _obj({"items": {"type": "array", "items": _ref("Session")}}),
-    "Policy": _obj(
-        {
-            "force_2fa": {"type": "boolean"},
-            "grace_period_days": {"type": "integer", "minimum": 0},
-            "forced_since": NULLABLE_TIME,
-            "updated_at": NULLABLE_TIME,
-        }
-    ),
-    "AdminUser": _obj(
-        {
-            "username": {"type": "string"},
-            "is_admin": {"type": "boolean"},
-            "totp_enabled": {"type": "boolean"},
-            "totp_enabled_at": NULLABLE_TIME,
-            "created_at": TIME,
-            "last_login": _ref("LoginInfo"),
-            "failed_attempts": {"type": "integer", "minimum": 0},
-            "locked_until": NULLABLE_TIME,
-        }
-    ),
-    "UserList": _obj({"items": {"type": "array", "items": _ref("AdminUser")}}),
-    "AuditItem": _obj(
-        {
-            "id": {"type": "integer"},
-            "at": TIME,
-            "actor": {"type": "string"},
-            "action": {"type": "string"},
-            "target": _nullable("string"),
-            "detail": {"type": "object"},
-            "ip": _nullable("string"),
-            "client": _nullable("string"),
-        }
-    ),
-    "AuditPage": _page("AuditItem"),
-}
+def _schemas(routes: list[Route]) -> tuple[JsonObject, dict[Any, JsonObject]]:
+    """Components from the Structs, and each route type's schema (a $ref for answers; bodies
+    and queries inline, where the document has always had them)."""
+    kinds = [wire.Error] + [
+        kind
+        for route in routes
+        for kind in (route.body, route.query, route.response)
+        if kind is not None
+    ]
+    kinds = list(dict.fromkeys(kinds))
+    refs, components = msgspec.json.schema_components(kinds, ref_template=REF)
+    schemas = dict(zip(kinds, refs, strict=True))
+    for kind, name in NAMED.items():
+        if kind in schemas:
+            components[name] = schemas[kind]
+            schemas[kind] = _ref(name)
+    for kind in {route.body for route in routes} | {route.query for route in routes}:
+        if kind is not None:
+            schemas[kind] = components.pop(kind.__name__)
+    for schema in components.values():
+        schema.pop("title", None)
+        if schema.get("type") == "object" and "properties" in schema:
+            # This server sends exactly these fields; clients still ignore what later adds.
+            schema.setdefault("additionalProperties", False)
+    for schema in schemas.values():
+        schema.pop("title", None)
+    return components, schemas
 
 
 def _link(operation_id: str, description: str, **parameters: str) -> JsonObject:
@@ -252,12 +105,12 @@ def _json(schema: JsonObject) -> JsonObject:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _operation(route: Route) -> JsonObject:
+def _operation(route: Route, schemas: dict[Any, JsonObject]) -> JsonObject:
     responses: JsonObject = {}
     if route.response is None:
         responses[str(route.status)] = {"description": "Done; no body"}
     else:
-        responses[str(route.status)] = {"description": "Success", **_json(_ref(route.response))}
+        responses[str(route.status)] = {"description": "Success", **_json(schemas[route.response])}
     if route.operation_id in LINKS:
         responses[str(route.status)]["links"] = LINKS[route.operation_id]
     for status in route.errors:
@@ -272,7 +125,7 @@ def _operation(route: Route) -> JsonObject:
         "tags": [route.tag],
         "responses": responses,
     }
-    parameters = [param.openapi() for param in route.query]
+    parameters = _query_parameters(schemas[route.query]) if route.query else []
     for name in _path_params(route.path):
         parameters.append(
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -280,11 +133,23 @@ def _operation(route: Route) -> JsonObject:
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:
-        required = not route.body.optional
-        operation["requestBody"] = {"required": required, **_json(route.body.json_schema())}
+        required = not route.optional_body
+        operation["requestBody"] = {"required": required, **_json(schemas[route.body])}
     if route.auth != "none":
         operation["security"] = [{"bearer": []}]
     return operation
+
+
+def _query_parameters(schema: JsonObject) -> list[JsonObject]:
+    parameters = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        description = prop.pop("description", "")
+        parameters.append(
+            {"name": name, "in": "query", "required": False, "schema": prop}
+            | ({"description": description} if description else {})
+        )
+    return parameters
 
 
 def _path_params(path: str) -> list[str]:
@@ -292,9 +157,10 @@ def _path_params(path: str) -> list[str]:
 
 
 def document(routes: list[Route]) -> JsonObject:
+    components, schemas = _schemas(routes)
     paths: JsonObject = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -306,7 +172,7 @@ def document(routes: list[Route]) -> JsonObject:
         },
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

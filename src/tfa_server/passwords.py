@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from tfa_protocol.types import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from tfa_protocol.types import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, SHORT_PASSWORD
 from tfa_server.config import PasswordHashing
 
 
@@ -64,7 +64,7 @@ class Passwords:
 def password_problem(password: str) -> str | None:
     """Why a new password is unacceptable, or None. Length only: NIST SP 800-63B 5.1.1.2."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"Passwords need at least {MIN_PASSWORD_LENGTH} characters."
+        return SHORT_PASSWORD
     if len(password) > MAX_PASSWORD_LENGTH:
         return f"Passwords may have at most {MAX_PASSWORD_LENGTH} characters."
     return None

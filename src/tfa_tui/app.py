@@ -13,9 +13,9 @@ from textual.notifications import Notify, SeverityLevel
 from textual.screen import Screen
 
 from tfa_tui import exit_guard
+from tfa_tui.api import Authenticated, Me, SignInResult, TotpRequired
 from tfa_tui.api.client import TfaClient
 from tfa_tui.api.errors import ApiError, EnrollmentRequired, Unauthorized
-from tfa_tui.api.models import Me, SignInResult
 from tfa_tui.commands import TfaCommands
 from tfa_tui.demo import DemoAccounts
 from tfa_tui.plain import visible
@@ -159,16 +159,16 @@ class TfaApp(App[None]):
         from tfa_tui.screens.second_factor import SecondFactorScreen
         from tfa_tui.screens.setup import SetupScreen
 
-        self.username = result.username
-        if result.status == "totp_required" or result.user is None:
-            self.switch_screen(SecondFactorScreen(result.username, remember=remember))
+        self.username = result.user.username
+        if isinstance(result, TotpRequired):
+            self.switch_screen(SecondFactorScreen(result.user.username, remember=remember))
             return
         if remember:
             self._remember(result.token)
-        if result.status == "enrollment_required":
+        if isinstance(result, Authenticated):
+            self.show_home(result.user)
+        else:  # enrollment_required: a session that may only set up 2FA
             self.switch_screen(SetupScreen(forced=True))
-            return
-        self.show_home(result.user)
 
     def api_failed(self, error: BaseException) -> None:
         """One place for the failures of every worker on a signed-in screen: an ended session

@@ -143,7 +143,7 @@ class DemoServer:
             return {}
         listing = asyncio.run_coroutine_threadsafe(self._admin.list_users(), self._loop)
         listed = await asyncio.wrap_future(listing)
-        return {item["username"]: bool(item["totp_enabled"]) for item in listed["items"]}
+        return {item.username: item.totp_enabled for item in listed.items}
 
     def stop(self) -> None:
         """Stop the server, waiting a bounded time for its thread, and remove the database

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Select, Static, Switch, TabbedContent
@@ -96,17 +97,21 @@ def text_of(widget: Widget) -> str:
 # Helpers: the server's side
 
 
+# As the API writes them (times in RFC 3339), so the checks read like the wire.
+
+
 async def policy_on_server(server: RunningServer) -> dict[str, Any]:
-    return await Admin(server.core).get_policy()
+    return msgspec.to_builtins(await Admin(server.core).get_policy())  # type: ignore[no-any-return]
 
 
 async def user_on_server(server: RunningServer, username: str) -> dict[str, Any] | None:
-    listing = await Admin(server.core).list_users()
+    listing = msgspec.to_builtins(await Admin(server.core).list_users())
     return next((u for u in listing["items"] if u["username"] == username), None)
 
 
 async def audit_on_server(server: RunningServer) -> list[dict[str, Any]]:
-    return (await Admin(server.core).audit_log(200, None))["items"]  # type: ignore[no-any-return]
+    audit = msgspec.to_builtins(await Admin(server.core).audit_log(200, None))
+    return audit["items"]  # type: ignore[no-any-return]
 
 
 # (a) The policy
@@ -288,7 +293,7 @@ async def test_add_user_then_a_duplicate_is_refused_in_words(server: RunningServ
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "the dialog to close")
 
-    names = [u["username"] for u in (await Admin(server.core).list_users())["items"]]
+    names = [user.username for user in (await Admin(server.core).list_users()).items]
     assert names == ["alice", "dave", "root"]
     async with server.client() as http:
         assert (await login(http, "dave", "pw-dave1"))["status"] == "authenticated"

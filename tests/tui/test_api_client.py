@@ -8,25 +8,28 @@ import re
 import secrets
 import socket
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import msgspec
 import pyotp
 import pytest
 
+import tfa_protocol.types as protocol
 import tfa_tui
 from tfa_tui.api import (
     DEFAULT_SERVER,
+    AdminHistoryPage,
     AdminUser,
     ApiError,
+    Authenticated,
     ChallengeExpired,
     CodeReused,
     Conflict,
     EnrollmentRequired,
     Forbidden,
-    HistoryPage,
     InvalidCode,
     InvalidCredentials,
     InvalidRequest,
@@ -38,12 +41,14 @@ from tfa_tui.api import (
     SignInResult,
     TfaClient,
     TooManyAttempts,
+    TotpRequired,
     TotpSetup,
     Unauthorized,
     Unreachable,
     error_from_response,
     user_agent,
 )
+from tfa_tui.screens.setup import grouped_secret
 
 from ..conftest import PASSWORD, START, RunningServer, totp_code
 from ..contract import Contract
@@ -76,6 +81,38 @@ SIGN_IN_JSON: dict[str, Any] = {
     "expires_at": "2026-11-29T00:00:00Z",
     "user": ME_JSON,
 }
+HISTORY_ITEM_JSON: dict[str, Any] = {
+    "id": 2,
+    "at": "2026-11-28T12:00:00Z",
+    "event": "password",
+    "success": True,
+    "method": "password",
+    "reason": None,
+    "ip": "127.0.0.1",
+    "client": "x",
+    "count": 1,
+}
+SESSION_JSON: dict[str, Any] = {
+    "id": 1,
+    "created_at": "2026-11-28T12:00:00Z",
+    "last_seen_at": "2026-11-28T12:00:00Z",
+    "expires_at": "2026-11-29T12:00:00Z",
+    "ip": "127.0.0.1",
+    "client": "x",
+    "kind": "full",
+    "current": True,
+}
+TOTP_SETUP_JSON: dict[str, Any] = {
+    "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    "otpauth_uri": "otpauth://totp/tfa:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=tfa",
+    "issuer": "tfa",
+    "account": "alice",
+    "algorithm": "SHA1",
+    "digits": 6,
+    "period": 30,
+}
+# A value the server sent, which no message may repeat.
+MARK = "mark-" + secrets.token_hex(6)
 
 
 def mock_client(handler: Handler, **kwargs: Any) -> TfaClient:
@@ -161,7 +198,7 @@ async def connect_totp(api: TfaClient, server: RunningServer) -> tuple[str, list
 async def signed_in_with_totp(server: RunningServer, name: str, secret: str) -> TfaClient:
     client = real_client(server)
     first = await client.login(name, PASSWORD)
-    assert first.status == "totp_required"
+    assert isinstance(first, TotpRequired)
     await client.login_totp(totp_code(secret, server.clock))
     server.clock.advance(STEP)
     return client
@@ -345,22 +382,7 @@ class TestBadResponses:
         assert field in caught.value.message
 
     async def test_missing_field_in_a_nested_list_item_is_named_with_its_index(self) -> None:
-        page = {
-            "items": [
-                {
-                    "id": 2,
-                    "at": "2026-11-28T12:00:00Z",
-                    "event": "password",
-                    "success": True,
-                    "method": "password",
-                    "reason": None,
-                    "ip": "127.0.0.1",
-                    "client": "x",
-                },
-                {"id": 1},
-            ],
-            "next_before": None,
-        }
+        page = {"items": [HISTORY_ITEM_JSON, {"id": 1}], "next_before": None}
         async with mock_client(answer(200, page)) as client:
             with pytest.raises(ProtocolError) as caught:
                 await client.history()
@@ -386,6 +408,52 @@ class TestBadResponses:
         async with mock_client(answer(200, {"status": "degraded"})) as client:
             with pytest.raises(ProtocolError):
                 await client.health()
+
+    @pytest.mark.parametrize(
+        ("call", "body", "said"),
+        [
+            (
+                lambda client: client.history(),
+                {"items": [{**HISTORY_ITEM_JSON, "at": MARK}], "next_before": None},
+                "`items[0].at` is not an RFC 3339 time",
+            ),
+            (
+                lambda client: client.login("alice", PASSWORD),
+                {**SIGN_IN_JSON, "status": MARK},
+                "`status` has a value this client does not know",
+            ),
+            (
+                lambda client: client.sessions(),
+                {"items": [SESSION_JSON, {**SESSION_JSON, "kind": MARK}]},
+                "`items[1].kind` has a value this client does not know",
+            ),
+            (
+                lambda client: client.totp_setup(),
+                {**TOTP_SETUP_JSON, "algorithm": MARK},
+                "`algorithm` has a value this client does not know",
+            ),
+            (
+                lambda client: client.admin_history(),
+                {"items": [{**HISTORY_ITEM_JSON, "username": MARK}], "next_before": None},
+                "`items[0].known_user` is missing",
+            ),
+        ],
+        ids=["history-time", "sign-in-status", "session-kind", "algorithm", "admin-history"],
+    )
+    async def test_a_nested_malformed_answer_names_the_path_never_the_value(
+        self, call: Callable[[TfaClient], Awaitable[Any]], body: dict[str, Any], said: str
+    ) -> None:
+        """Issue 12: every answer is decoded into the shared protocol types, so a value this
+        client does not know (a sign-in status, a session kind, an algorithm) or a nested field
+        of the wrong shape is a ProtocolError that names the path and never repeats the value
+        the server sent."""
+        async with mock_client(answer(200, body), token=TOKEN) as client:
+            with pytest.raises(ProtocolError) as caught:
+                await call(client)
+        assert caught.value.code == "bad_response"
+        assert said in caught.value.message
+        assert MARK not in everything_said(caught.value)
+        assert caught.value.__context__ is None  # nothing chained to it holds the value either
 
 
 class TestUnreachable:
@@ -524,8 +592,8 @@ class TestRequests:
         async with client:
             reset = await client.reset_2fa("a b/c")
             page = await client.admin_history(username="bob", success=False, limit=5, before=99)
-        assert reset == AdminUser.from_json(user)
-        assert page == HistoryPage(items=(), next_before=None)
+        assert reset == msgspec.convert(user, AdminUser)
+        assert page == AdminHistoryPage(items=[], next_before=None)
         assert seen[0].url.raw_path == b"/tfa/api/v1/admin/users/a%20b%2Fc/reset-2fa"
         assert seen[1].url.path == "/tfa/api/v1/admin/history"
         assert dict(seen[1].url.params) == {
@@ -557,13 +625,13 @@ class TestSecretsStayOut:
         assert WRONG_PASSWORD not in everything_said(caught.value)
 
     def test_sign_in_result_repr_hides_the_token(self) -> None:
-        result = SignInResult.from_json(SIGN_IN_JSON)
+        result = msgspec.convert(SIGN_IN_JSON, SignInResult)
         assert result.token == TOKEN
         assert TOKEN not in repr(result)
 
     def test_totp_setup_repr_hides_secret_and_uri(self) -> None:
         secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-        setup = TotpSetup.from_json(
+        setup = msgspec.convert(
             {
                 "secret": secret,
                 "otpauth_uri": f"otpauth://totp/tfa:alice?secret={secret}&issuer=tfa",
@@ -572,10 +640,11 @@ class TestSecretsStayOut:
                 "algorithm": "SHA1",
                 "digits": 6,
                 "period": 30,
-            }
+            },
+            TotpSetup,
         )
         assert secret not in repr(setup)
-        assert setup.grouped_secret == "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP"
+        assert grouped_secret(setup.secret) == "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP"
 
     def test_client_repr_hides_the_token(self) -> None:
         assert TOKEN not in repr(TfaClient(MOCK_URL, token=TOKEN))
@@ -591,10 +660,10 @@ class TestSignIn:
         await server.add_user("bob")
         await api.health()
         result = await api.login("bob", PASSWORD)
-        assert result.status == "authenticated"
+        assert isinstance(result, Authenticated)
         assert api.token == result.token
         assert result.expires_at > datetime.fromtimestamp(START, UTC)
-        assert result.recovery_codes_left is None
+        assert result.recovery_codes_left is msgspec.UNSET
         me = await api.me()
         assert (me.username, me.is_admin, me.totp_enabled) == ("bob", False, False)
         assert me.totp_enabled_at is None
@@ -651,7 +720,7 @@ class TestTwoFactor:
         assert (setup.issuer, setup.account, setup.algorithm) == ("tfa", "alice", "SHA1")
         assert (setup.digits, setup.period) == (6, 30)
         assert pyotp.parse_uri(setup.otpauth_uri).secret == setup.secret
-        assert setup.grouped_secret.replace(" ", "") == setup.secret
+        assert grouped_secret(setup.secret).replace(" ", "") == setup.secret
         right = totp_code(setup.secret, server.clock)
         with pytest.raises(InvalidCode):
             await api.totp_confirm("000000" if right != "000000" else "111111")
@@ -663,10 +732,10 @@ class TestTwoFactor:
 
         await api.logout()
         first = await api.login("alice", PASSWORD)
-        assert first.status == "totp_required"
+        assert isinstance(first, TotpRequired)
         challenge = api.token
         second = await api.login_totp(totp_code(setup.secret, server.clock))
-        assert second.status == "authenticated"
+        assert isinstance(second, Authenticated)
         assert api.token == second.token != challenge
         assert second.user.totp_enabled
 
@@ -702,7 +771,7 @@ class TestTwoFactor:
         _, codes = await connect_totp(api, server)
         await api.login("alice", PASSWORD)
         result = await api.login_recovery(codes[0].lower().replace("-", ""))
-        assert result.status == "authenticated"
+        assert isinstance(result, Authenticated)
         assert result.recovery_codes_left == 9
         assert (await api.me()).recovery_codes_left == 9
         await api.login("alice", PASSWORD)
@@ -748,7 +817,7 @@ class TestForcedPolicy:
         assert policy.forced_since is not None
 
         enrolling = await api.login("bob", PASSWORD)
-        assert enrolling.status == "enrollment_required"
+        assert isinstance(enrolling, protocol.EnrollmentRequired)
         assert (await api.me()).policy.force_2fa is True
         with pytest.raises(EnrollmentRequired):
             await api.history()
@@ -772,7 +841,7 @@ class TestForcedPolicy:
             with pytest.raises(Unauthorized):
                 await stale.me()
         again = await api.login("bob", PASSWORD)
-        assert again.status == "enrollment_required"
+        assert isinstance(again, protocol.EnrollmentRequired)
 
 
 class TestHistoryAndSessions:

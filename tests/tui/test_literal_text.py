@@ -13,6 +13,7 @@ import socket
 import unicodedata
 from collections.abc import Iterable
 
+import msgspec
 import pytest
 from rich.style import Style
 from rich.text import Text
@@ -26,8 +27,8 @@ from textual.widgets._toast import Toast
 
 from tfa_server.admin import Actor, Admin
 from tfa_server.core import Origin
+from tfa_tui.api import AdminHistoryItem, AuditItem
 from tfa_tui.api.client import TfaClient
-from tfa_tui.api.models import AuditEntry, HistoryEntry
 from tfa_tui.app import TfaApp
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import HomeScreen, history_row
@@ -163,7 +164,7 @@ def test_control_characters_are_shown_as_escapes_and_text_is_kept() -> None:
 
 def test_table_rows_keep_server_words_literal_including_unknown_ones() -> None:
     """An event, method or reason this client has no words for is shown raw: raw means literal."""
-    entry = HistoryEntry.from_json(
+    entry = msgspec.convert(
         {
             "id": 1,
             "at": "2026-11-28T12:00:00Z",
@@ -176,9 +177,10 @@ def test_table_rows_keep_server_words_literal_including_unknown_ones() -> None:
             "count": 1,
             "known_user": False,
             "username": "[/x]",
-        }
+        },
+        AdminHistoryItem,
     )
-    audit = AuditEntry.from_json(
+    audit = msgspec.convert(
         {
             "id": 1,
             "at": "2026-11-28T12:00:00Z",
@@ -188,7 +190,8 @@ def test_table_rows_keep_server_words_literal_including_unknown_ones() -> None:
             "detail": {"[link=https://example.org]x[/link]": "\x1b[2J"},
             "ip": "[/x]",
             "client": None,
-        }
+        },
+        AuditItem,
     )
     cells = [*history_row(entry)[1:], *audit_row(audit)[1:]]
     shown = []

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 
+from tfa_protocol.types import Challenged
 from tfa_server.config import SessionRules
+from tfa_tui.api import TotpRequired
 from tfa_tui.screens.home import HomeScreen
 from tfa_tui.screens.reauth import ReauthScreen
 from tfa_tui.screens.setup import SetupScreen
@@ -85,7 +87,8 @@ async def test_the_client_reads_a_challenge_that_names_only_the_account(
         await api.login("alice", PASSWORD)
         await connect_totp(api, server)
         result = await api.login("alice", PASSWORD)
-        assert (result.status, result.username, result.user) == ("totp_required", "alice", None)
+        assert isinstance(result, TotpRequired)
+        assert result.user == Challenged(username="alice")
 
 
 @pytest.mark.finding("F06")

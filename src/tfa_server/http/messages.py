@@ -7,7 +7,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from tfa_protocol.types import Error
+
 JsonObject = dict[str, Any]
+_encoder = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,26 +35,25 @@ class Request:
 @dataclass(slots=True)
 class Response:
     status: int
-    body: JsonObject | None = None
+    body: msgspec.Struct | JsonObject | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
 
     def encoded_body(self) -> bytes:
         if self.body is None:
             return b""
-        text = json.dumps(self.body, separators=(",", ":"), ensure_ascii=False)
         try:
-            return text.encode()
+            return _encoder.encode(self.body)
         except UnicodeEncodeError:
             # A lone surrogate (JSON's "\ud800", echoed from a request) has no UTF-8 form;
             # ASCII-escaped JSON still says the same thing.
-            return json.dumps(self.body, separators=(",", ":")).encode()
+            return json.dumps(msgspec.to_builtins(self.body), separators=(",", ":")).encode()
 
 
 def error_response(
     status: int, code: str, message: str, headers: list[tuple[str, str]] | None = None
 ) -> Response:
     """The one error shape of the API: `{"error": code, "message": text for a person}`."""
-    return Response(status, {"error": code, "message": message}, list(headers or []))
+    return Response(status, Error(code, message), list(headers or []))
 
 
 Handler = Callable[[Request], Awaitable[Response]]

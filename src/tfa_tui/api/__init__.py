@@ -1,5 +1,29 @@
-"""The HTTP client of the terminal app: plain Python (no Textual), typed results and errors."""
+"""The HTTP client of the terminal app: plain Python (no Textual), typed results and errors.
 
+Results are the answer types of `tfa_protocol`, shared with the server. The sign-in answer
+that only allows setting up 2FA keeps its name there, `tfa_protocol.types.EnrollmentRequired`:
+here that name is the 403 error.
+"""
+
+from tfa_protocol.types import (
+    AdminHistoryItem,
+    AdminHistoryPage,
+    AdminUser,
+    AuditItem,
+    AuditPage,
+    Authenticated,
+    HistoryItem,
+    HistoryPage,
+    LoginInfo,
+    Me,
+    Policy,
+    PolicyBrief,
+    Session,
+    SignInResult,
+    TotpDisabled,
+    TotpRequired,
+    TotpSetup,
+)
 from tfa_tui.api.client import DEFAULT_SERVER, TfaClient, normalise_server_url, user_agent
 from tfa_tui.api.errors import (
     ApiError,
@@ -21,36 +45,22 @@ from tfa_tui.api.errors import (
     Unreachable,
     error_from_response,
 )
-from tfa_tui.api.models import (
-    AdminUser,
-    AuditEntry,
-    AuditPage,
-    DisconnectResult,
-    HistoryEntry,
-    HistoryPage,
-    LoginInfo,
-    Me,
-    Policy,
-    PolicySummary,
-    SessionInfo,
-    SignInResult,
-    SignInStatus,
-    TotpSetup,
-)
 
 __all__ = [
     "DEFAULT_SERVER",
+    "AdminHistoryItem",
+    "AdminHistoryPage",
     "AdminUser",
     "ApiError",
-    "AuditEntry",
+    "AuditItem",
     "AuditPage",
+    "Authenticated",
     "ChallengeExpired",
     "CodeReused",
     "Conflict",
-    "DisconnectResult",
     "EnrollmentRequired",
     "Forbidden",
-    "HistoryEntry",
+    "HistoryItem",
     "HistoryPage",
     "InvalidCode",
     "InvalidCredentials",
@@ -60,15 +70,16 @@ __all__ = [
     "NotFound",
     "PasswordRequired",
     "Policy",
+    "PolicyBrief",
     "PolicyRequires2fa",
-    "PolicySummary",
     "ProtocolError",
     "ServerError",
-    "SessionInfo",
+    "Session",
     "SignInResult",
-    "SignInStatus",
     "TfaClient",
     "TooManyAttempts",
+    "TotpDisabled",
+    "TotpRequired",
     "TotpSetup",
     "Unauthorized",
     "Unreachable",

@@ -1,50 +1,76 @@
 """The only code of the terminal client that speaks HTTP: typed calls, typed results, typed errors.
 
-Every failure leaves as an `ApiError` subclass whose message is plain words; transport
-exceptions are never passed on, so no traceback or repr reaches the screen. The token and
-the passwords never appear in a message.
+Requests are built from, and answers decoded into, the types of `tfa_protocol` that the server
+and its OpenAPI document use too. Every failure leaves as an `ApiError` subclass whose message
+is plain words; transport exceptions are never passed on, so no traceback or repr reaches the
+screen. The token and the passwords never appear in a message.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
-import json
 import platform
 import re
 import socket
 import ssl
-from collections.abc import Callable, Mapping
 from functools import lru_cache
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
+import msgspec
+from msgspec import UNSET, UnsetType
 
 import tfa_tui
+from tfa_protocol.types import (
+    AdminHistoryPage,
+    AdminHistoryQuery,
+    AdminUser,
+    AuditPage,
+    AuditQuery,
+    CodeRequest,
+    CreateUserRequest,
+    DisableTotpRequest,
+    Health,
+    HistoryPage,
+    HistoryQuery,
+    LoginRequest,
+    Me,
+    PasswordAndCode,
+    Policy,
+    PolicyRequest,
+    RecoveryCodes,
+    Request,
+    Session,
+    SessionList,
+    SignInResult,
+    TotpDisabled,
+    TotpSetup,
+    TotpSetupRequest,
+    UserList,
+)
 from tfa_tui.api.errors import (
     ProtocolError,
     Unauthorized,
     Unreachable,
+    answer_error,
     error_from_response,
 )
-from tfa_tui.api.models import (
-    AdminUser,
-    AuditPage,
-    DisconnectResult,
-    HistoryPage,
-    Me,
-    Policy,
-    SessionInfo,
-    SignInResult,
-    TotpSetup,
-)
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeForm
 
 DEFAULT_SERVER = "http://127.0.0.1:8421"
 API = "/api/v1"
 
-M = TypeVar("M")
+T = TypeVar("T")
+
+
+def _given(value: T | None) -> T | UnsetType:
+    """None (not asked for) becomes UNSET, which the encoded query or body leaves out."""
+    return UNSET if value is None else value
 
 
 def _ascii(text: str, limit: int) -> str:
@@ -266,27 +292,29 @@ class TfaClient:
     def _unreachable(self, reason: str) -> Unreachable:
         return Unreachable(f"Cannot reach the server at {self._base_url}: {reason}.")
 
-    async def _call(
+    async def _send(
         self,
         method: str,
         path: str,
         *,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, str | int] | None = None,
+        body: Request | None = None,
+        query: Request | None = None,
         authenticated: bool = True,
-    ) -> Any:
-        """Send one request; the decoded JSON of a 2xx answer (None for 204), or an ApiError."""
+    ) -> httpx.Response:
+        """Send one request; its 2xx answer, or an ApiError."""
         if self._url_problem is not None:
             raise self._unreachable(self._url_problem)
         headers = {}
         if authenticated and self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         try:
             response = await self._http.request(
                 method,
                 path,
-                json=dict(body) if body is not None else None,
-                params=dict(params) if params else None,
+                content=msgspec.json.encode(body) if body is not None else None,
+                params=msgspec.to_builtins(query) if query is not None else None,
                 headers=headers,
             )
         except httpx.TransportError as exc:
@@ -295,18 +323,7 @@ class TfaClient:
             raise ProtocolError(
                 f"The server at {self._base_url} sent an answer this client cannot read."
             ) from None
-        return self._decode(response)
-
-    def _decode(self, response: httpx.Response) -> Any:
         status = response.status_code
-        data: object = None
-        parsed = False
-        if response.content:
-            try:
-                data = json.loads(response.content)
-                parsed = True
-            except ValueError:
-                pass
         if 300 <= status < 400:
             # Never followed (follow_redirects=False): the password or token would go along.
             raise ProtocolError(
@@ -316,57 +333,80 @@ class TfaClient:
                 status=status,
             )
         if not 200 <= status < 300:
+            try:
+                data = msgspec.json.decode(response.content) if response.content else None
+            except msgspec.DecodeError:
+                data = None
             raise error_from_response(status, data, response.headers)
-        if status == 204 or not response.content:
-            return None
-        if not parsed or not isinstance(data, dict):
-            raise ProtocolError(
-                f"The server at {self._base_url} did not answer like a tfa server"
-                f" (HTTP {status}, not the expected JSON). Check the address.",
-                status=status,
-            )
-        return data
+        return response
+
+    def _read(self, response: httpx.Response, answer: TypeForm[T]) -> T:
+        """The answer decoded into `answer`; a ProtocolError naming what is wrong, if anything.
+
+        Raised outside the `except`, so msgspec's own error (which may quote a value the server
+        sent) is not chained to it."""
+        try:
+            return msgspec.json.decode(response.content, type=answer)
+        except msgspec.ValidationError as exc:
+            error = answer_error(str(exc))
+        except msgspec.DecodeError:
+            error = None
+        raise error or ProtocolError(
+            f"The server at {self._base_url} did not answer like a tfa server"
+            f" (HTTP {response.status_code}, not the expected JSON). Check the address.",
+            status=response.status_code,
+        )
 
     async def _fetch(
-        self, parse: Callable[[Mapping[str, Any]], M], method: str, path: str, **kwargs: Any
-    ) -> M:
-        """A call whose answer must be a JSON object of the shape `parse` reads."""
-        data = await self._call(method, path, **kwargs)
-        if data is None:
+        self,
+        answer: TypeForm[T],
+        method: str,
+        path: str,
+        *,
+        body: Request | None = None,
+        query: Request | None = None,
+        authenticated: bool = True,
+    ) -> T:
+        """A call whose answer must be a JSON object of the protocol type `answer`."""
+        response = await self._send(
+            method, path, body=body, query=query, authenticated=authenticated
+        )
+        if not response.content:
             raise ProtocolError(
                 f"The server at {self._base_url} sent an empty answer where data was expected."
             )
-        return parse(data)
+        return self._read(response, answer)
+
+    async def _call(self, method: str, path: str) -> None:
+        """A call answered with no content (204); any other answer must still be a JSON object."""
+        response = await self._send(method, path)
+        if response.status_code != 204 and response.content:
+            self._read(response, dict[str, Any])
 
     # Health and sign-in.
 
     async def health(self) -> None:
         """Raises unless the server answers `{"status": "ok"}`."""
-        data = await self._call("GET", "/healthz", authenticated=False)
-        if not isinstance(data, dict) or data.get("status") != "ok":
-            raise ProtocolError(f"The server at {self._base_url} did not report itself healthy.")
+        await self._fetch(Health, "GET", "/healthz", authenticated=False)
 
-    async def _sign_in(
-        self, path: str, body: Mapping[str, Any], *, with_token: bool
-    ) -> SignInResult:
-        result = await self._fetch(
-            SignInResult.from_json, "POST", path, body=body, authenticated=with_token
-        )
+    async def _sign_in(self, path: str, body: Request, *, with_token: bool) -> SignInResult:
+        result = await self._fetch(SignInResult, "POST", path, body=body, authenticated=with_token)
         self.token = result.token
         return result
 
     async def login(self, username: str, password: str) -> SignInResult:
         """Password step. The returned token (challenge, enrollment or full) becomes `token`."""
-        body = {"username": username, "password": password}
+        body = LoginRequest(username=username, password=password)
         return await self._sign_in(f"{API}/login", body, with_token=False)
 
     async def login_totp(self, code: str) -> SignInResult:
         """Second step with the challenge in `token`; the full session token replaces it."""
-        return await self._sign_in(f"{API}/login/totp", {"code": code}, with_token=True)
+        return await self._sign_in(f"{API}/login/totp", CodeRequest(code=code), with_token=True)
 
     async def login_recovery(self, code: str) -> SignInResult:
         """Second step with a recovery code; `recovery_codes_left` says how many remain."""
-        return await self._sign_in(f"{API}/login/recovery", {"code": code}, with_token=True)
+        body = CodeRequest(code=code)
+        return await self._sign_in(f"{API}/login/recovery", body, with_token=True)
 
     async def logout(self) -> None:
         """End the session. `token` is cleared whatever happens; a 401 (already ended) is fine."""
@@ -382,51 +422,49 @@ class TfaClient:
     # The signed-in user.
 
     async def me(self) -> Me:
-        return await self._fetch(Me.from_json, "GET", f"{API}/me")
+        return await self._fetch(Me, "GET", f"{API}/me")
 
     async def totp_setup(self, password: str | None = None) -> TotpSetup:
         """Raises PasswordRequired when the session signed in too long ago to go without."""
-        body = {"password": password} if password is not None else None
-        return await self._fetch(TotpSetup.from_json, "POST", f"{API}/me/totp/setup", body=body)
+        body = TotpSetupRequest(password=password) if password is not None else None
+        return await self._fetch(TotpSetup, "POST", f"{API}/me/totp/setup", body=body)
 
     async def totp_confirm(self, code: str) -> list[str]:
         """Returns the recovery codes; an enrollment session becomes a full one."""
-        body = {"code": code}
-        return await self._fetch(_recovery_codes, "POST", f"{API}/me/totp/confirm", body=body)
+        body = CodeRequest(code=code)
+        answer = await self._fetch(RecoveryCodes, "POST", f"{API}/me/totp/confirm", body=body)
+        return answer.recovery_codes
 
     async def totp_disable(
         self, password: str, code: str, *, acknowledge_forced_policy: bool = False
-    ) -> DisconnectResult:
+    ) -> TotpDisabled:
         """Raises PolicyRequires2fa (with the warning to show) unless acknowledged under force.
 
         When the server signs the user out (`logged_out`), `token` is cleared.
         """
-        body = {
-            "password": password,
-            "code": code,
-            "acknowledge_forced_policy": acknowledge_forced_policy,
-        }
-        result = await self._fetch(
-            DisconnectResult.from_json, "DELETE", f"{API}/me/totp", body=body
+        body = DisableTotpRequest(
+            password=password, code=code, acknowledge_forced_policy=acknowledge_forced_policy
         )
+        result = await self._fetch(TotpDisabled, "DELETE", f"{API}/me/totp", body=body)
         if result.logged_out:
             self.token = None
         return result
 
     async def regenerate_recovery_codes(self, password: str, code: str) -> list[str]:
         """Needs the password and a current code; the old set stops working."""
-        body = {"password": password, "code": code}
-        return await self._fetch(_recovery_codes, "POST", f"{API}/me/recovery-codes", body=body)
+        body = PasswordAndCode(password=password, code=code)
+        answer = await self._fetch(RecoveryCodes, "POST", f"{API}/me/recovery-codes", body=body)
+        return answer.recovery_codes
 
     async def history(
         self, *, success: bool | None = None, limit: int = 50, before: int | None = None
     ) -> HistoryPage:
         """Newest first; `success` filters to successful (True) or failed (False) events."""
-        params = _page_params(limit, before, success=success)
-        return await self._fetch(HistoryPage.from_json, "GET", f"{API}/me/history", params=params)
+        query = HistoryQuery(limit=limit, before=_given(before), success=_given(success))
+        return await self._fetch(HistoryPage, "GET", f"{API}/me/history", query=query)
 
-    async def sessions(self) -> list[SessionInfo]:
-        return await self._fetch(_items(SessionInfo.from_json), "GET", f"{API}/me/sessions")
+    async def sessions(self) -> list[Session]:
+        return (await self._fetch(SessionList, "GET", f"{API}/me/sessions")).items
 
     async def revoke_session(self, session_id: int) -> None:
         await self._call("DELETE", f"{API}/me/sessions/{int(session_id)}")
@@ -434,28 +472,28 @@ class TfaClient:
     # Administrators.
 
     async def policy(self) -> Policy:
-        return await self._fetch(Policy.from_json, "GET", f"{API}/admin/policy")
+        return await self._fetch(Policy, "GET", f"{API}/admin/policy")
 
     async def set_policy(self, force_2fa: bool, grace_period_days: int) -> Policy:
-        body = {"force_2fa": force_2fa, "grace_period_days": grace_period_days}
-        return await self._fetch(Policy.from_json, "PUT", f"{API}/admin/policy", body=body)
+        body = PolicyRequest(force_2fa=force_2fa, grace_period_days=grace_period_days)
+        return await self._fetch(Policy, "PUT", f"{API}/admin/policy", body=body)
 
     async def users(self) -> list[AdminUser]:
-        return await self._fetch(_items(AdminUser.from_json), "GET", f"{API}/admin/users")
+        return (await self._fetch(UserList, "GET", f"{API}/admin/users")).items
 
     async def create_user(self, username: str, password: str, is_admin: bool = False) -> AdminUser:
-        body = {"username": username, "password": password, "is_admin": is_admin}
-        return await self._fetch(AdminUser.from_json, "POST", f"{API}/admin/users", body=body)
+        body = CreateUserRequest(username=username, password=password, is_admin=is_admin)
+        return await self._fetch(AdminUser, "POST", f"{API}/admin/users", body=body)
 
     async def reset_2fa(self, username: str) -> AdminUser:
         """Removes the user's 2FA and ends their sessions."""
         path = f"{API}/admin/users/{quote(username, safe='')}/reset-2fa"
-        return await self._fetch(AdminUser.from_json, "POST", path)
+        return await self._fetch(AdminUser, "POST", path)
 
     async def unlock(self, username: str) -> AdminUser:
         """Clears the user's throttling."""
         path = f"{API}/admin/users/{quote(username, safe='')}/unlock"
-        return await self._fetch(AdminUser.from_json, "POST", path)
+        return await self._fetch(AdminUser, "POST", path)
 
     async def admin_history(
         self,
@@ -464,55 +502,16 @@ class TfaClient:
         success: bool | None = None,
         limit: int = 50,
         before: int | None = None,
-    ) -> HistoryPage:
+    ) -> AdminHistoryPage:
         """Everyone's events; entries carry `username` (the attempted name for unknown ones)."""
-        params = _page_params(limit, before, success=success)
-        if username is not None:
-            params["username"] = username
-        path = f"{API}/admin/history"
-        return await self._fetch(HistoryPage.from_json, "GET", path, params=params)
+        query = AdminHistoryQuery(
+            limit=limit, before=_given(before), success=_given(success), username=_given(username)
+        )
+        return await self._fetch(AdminHistoryPage, "GET", f"{API}/admin/history", query=query)
 
     async def audit(self, *, limit: int = 50, before: int | None = None) -> AuditPage:
-        params = _page_params(limit, before)
-        return await self._fetch(AuditPage.from_json, "GET", f"{API}/admin/audit", params=params)
-
-
-def _shape_error(field: str, problem: str) -> ProtocolError:
-    return ProtocolError(
-        f"The server's answer is not one this client understands: `{field}` {problem}."
-    )
-
-
-def _recovery_codes(data: Mapping[str, Any]) -> list[str]:
-    codes = data.get("recovery_codes")
-    if not isinstance(codes, list):
-        raise _shape_error("recovery_codes", "is missing")
-    if not all(isinstance(code, str) for code in codes):
-        raise _shape_error("recovery_codes", "should hold only text")
-    return list(codes)
-
-
-def _items(parse: Callable[..., M]) -> Callable[[Mapping[str, Any]], list[M]]:
-    """A reader of `{"items": [...]}` whose items `parse` reads."""
-
-    def read(data: Mapping[str, Any]) -> list[M]:
-        items = data.get("items")
-        if not isinstance(items, list):
-            raise _shape_error("items", "is missing")
-        return [parse(item, where=f"items[{index}]") for index, item in enumerate(items)]
-
-    return read
-
-
-def _page_params(
-    limit: int, before: int | None, *, success: bool | None = None
-) -> dict[str, str | int]:
-    params: dict[str, str | int] = {"limit": limit}
-    if before is not None:
-        params["before"] = before
-    if success is not None:
-        params["success"] = "true" if success else "false"
-    return params
+        query = AuditQuery(limit=limit, before=_given(before))
+        return await self._fetch(AuditPage, "GET", f"{API}/admin/audit", query=query)
 
 
 __all__ = [

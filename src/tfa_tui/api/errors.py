@@ -5,6 +5,7 @@ Every message is text for a person. None ever holds a password, a code, a secret
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from typing import ClassVar
@@ -129,6 +130,58 @@ class ProtocolError(ApiError):
     """An answer that is not the documented JSON shape (not a tfa server, or a newer one)."""
 
     default_code, default_status = "bad_response", 0
+
+
+# What msgspec's ValidationError says, read back into words. Only the path (field names of the
+# protocol types and list indices) and fixed words reach the message: a text this table does not
+# know, or a path of another form, is said in general terms, so no value the server sent (an
+# unknown enum value, say, which msgspec quotes) can be repeated.
+_VALIDATION = re.compile(r"(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+_PATH = re.compile(r"(?:\.[A-Za-z_]\w*|\[\d+\])*")
+_MISSING = re.compile(r"Object missing required field `(?P<field>[A-Za-z_]\w*)`")
+_EXPECTED = re.compile(r"Expected `(?P<kinds>[a-z |]+)`(?:, got `[a-z]+`)?")
+_KINDS = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "datetime": "a time (RFC 3339)",
+    "object": "an object",
+    "array": "a list",
+    "null": "null",
+}
+_PROBLEMS = (
+    (re.compile(r"Expected `datetime` with a timezone component"), "has no time zone"),
+    (re.compile(r"Invalid RFC3339 encoded datetime"), "is not an RFC 3339 time"),
+    (re.compile(r"Invalid (?:enum )?value "), "has a value this client does not know"),
+    (re.compile(r"Expected `int` [<>]=|Integer value out of range"), "is out of range"),
+    (re.compile(r"Expected `str` (?:matching regex|of length)"), "is not of the expected form"),
+)
+
+
+def answer_error(validation: str) -> ProtocolError | None:
+    """The error for a 2xx answer of the wrong shape, from the text of msgspec's
+    ValidationError: the field's path and the problem in words, never the value. None when
+    the answer as a whole is not a JSON object (then it is not a tfa server at all)."""
+    found = _VALIDATION.fullmatch(validation)
+    problem, path = (found["problem"], found["path"] or "") if found else ("", "")
+    if not _PATH.fullmatch(path):
+        path = ""
+    words = "is not what this client expects"
+    if missing := _MISSING.fullmatch(problem):
+        path, words = f"{path}.{missing['field']}", "is missing"
+    elif (expected := _EXPECTED.fullmatch(problem)) and all(
+        kind in _KINDS for kind in expected["kinds"].split(" | ")
+    ):
+        if not path and expected["kinds"] == "object":
+            return None
+        words = "should be " + " or ".join(_KINDS[k] for k in expected["kinds"].split(" | "))
+    else:
+        words = next((said for shape, said in _PROBLEMS if shape.match(problem)), words)
+    where = f"`{path.removeprefix('.')}`" if path else "the answer"
+    return ProtocolError(
+        f"The server's answer is not one this client understands: {where} {words}."
+    )
 
 
 _BY_CODE: dict[str, type[ApiError]] = {
@@ -258,5 +311,6 @@ __all__ = [
     "TooManyAttempts",
     "Unauthorized",
     "Unreachable",
+    "answer_error",
     "error_from_response",
 ]

@@ -11,8 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
+from tfa_tui.api import AdminUser
 from tfa_tui.api.errors import ApiError, Unauthorized
-from tfa_tui.api.models import AdminUser
 from tfa_tui.plain import plain
 from tfa_tui.widgets.fields import Field, caught_up
 from tfa_tui.widgets.tick_box import TickBox

@@ -20,8 +20,8 @@ from textual.widgets import (
     TabPane,
 )
 
+from tfa_tui.api import HistoryItem, Me, Session, TotpDisabled
 from tfa_tui.api.errors import ApiError, PolicyRequires2fa
-from tfa_tui.api.models import DisconnectResult, HistoryEntry, Me, SessionInfo
 from tfa_tui.plain import cell, template, visible
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.screens.confirm import ConfirmScreen
@@ -42,7 +42,7 @@ def result_cell(success: bool, count: int = 1) -> str:
     return "[red]✘ failed[/]" + (f" [b]{count:,} times[/b]" if count > 1 else "")
 
 
-def history_row(entry: HistoryEntry) -> tuple[str | Text, ...]:
+def history_row(entry: HistoryItem) -> tuple[str | Text, ...]:
     """Whatever the server sent is a literal cell, the raw values this client has no words for
     included."""
     return (
@@ -87,7 +87,7 @@ class HomeScreen(TfaScreen):
         super().__init__()
         self.me = me
         self._next_before: int | None = None
-        self._sessions: dict[str, SessionInfo] = {}
+        self._sessions: dict[str, Session] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -320,7 +320,7 @@ class HomeScreen(TfaScreen):
             return
         policy_changed = False
 
-        async def attempt(answer: Reauthentication) -> DisconnectResult | None:
+        async def attempt(answer: Reauthentication) -> TotpDisabled | None:
             nonlocal policy_changed
             try:
                 return await self.tfa.api.totp_disable(
@@ -331,7 +331,7 @@ class HomeScreen(TfaScreen):
                 return None
 
         result = await self.app.push_screen_wait(
-            ReauthScreen[DisconnectResult | None](
+            ReauthScreen[TotpDisabled | None](
                 "Disconnect two-factor authentication",
                 "Confirm it is you. Your recovery codes stop working too.",
                 "Disconnect",

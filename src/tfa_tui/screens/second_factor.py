@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from msgspec import UNSET
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Button, Footer, Input, Static
 
+from tfa_tui.api import Authenticated
 from tfa_tui.api.errors import ChallengeExpired, TooManyAttempts, Unauthorized
 from tfa_tui.plain import template
 from tfa_tui.screens.base import TfaScreen
@@ -130,7 +132,7 @@ class SecondFactorScreen(TfaScreen):
         finally:
             card.loading = False
             self._sending = False
-        if result.recovery_codes_left is not None:
+        if isinstance(result, Authenticated) and result.recovery_codes_left is not UNSET:
             left = result.recovery_codes_left
             self.notify(
                 f"Recovery code used. {left} left."

@@ -9,8 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Button, ContentSwitcher, Footer, Input, Label, Static
 
+from tfa_tui.api import TotpSetup
 from tfa_tui.api.errors import ApiError, PasswordRequired, Unauthorized
-from tfa_tui.api.models import TotpSetup
 from tfa_tui.plain import plain
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.screens.reauth import ReauthScreen
@@ -24,6 +24,11 @@ APPS = (
 )
 # The buttons that turn the page, and the page each turns to.
 PAGE_BUTTONS = {"to-scan": "scan", "to-verify": "verify", "back-to-scan": "scan"}
+
+
+def grouped_secret(secret: str) -> str:
+    """The key for typing into an app by hand, in groups of four: `ABCD EFGH ...`."""
+    return " ".join(secret[start : start + 4] for start in range(0, len(secret), 4))
 
 
 class SetupScreen(TfaScreen):
@@ -104,7 +109,7 @@ class SetupScreen(TfaScreen):
             return
         self.setup = setup
         self.query_one(QrCode).data = setup.otpauth_uri
-        self.query_one("#key", Static).update(plain(setup.grouped_secret))
+        self.query_one("#key", Static).update(plain(grouped_secret(setup.secret)))
         self.query_one("#account", Static).update(
             Content("\n").join(
                 plain(line)

@@ -24,8 +24,8 @@ from textual.widgets import (
     TabPane,
 )
 
+from tfa_tui.api import AdminUser, AuditItem, Policy
 from tfa_tui.api.errors import ApiError
-from tfa_tui.api.models import AdminUser, AuditEntry, Policy
 from tfa_tui.plain import cell, visible
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import PAGE, history_row
@@ -110,7 +110,7 @@ def audit_detail(action: str, detail: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in detail.items()) or "-"
 
 
-def audit_row(entry: AuditEntry) -> tuple[str | Text, ...]:
+def audit_row(entry: AuditItem) -> tuple[str | Text, ...]:
     return (
         local_time(entry.at, with_seconds=True),
         cell(entry.actor),
