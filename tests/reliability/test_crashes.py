@@ -374,7 +374,12 @@ async def test_sigkill_during_work_loses_nothing_acknowledged(
             killed = asyncio.Event()
             before = sum(client.done for client in clients)
             tasks = [asyncio.create_task(client.run(server.url, killed)) for client in clients]
-            await asyncio.sleep(rng.uniform(0.3, 1.5))
+            # Some work acknowledged first (a loaded machine may take a while to start), then
+            # the kill at a random moment of the work that follows.
+            async with asyncio.timeout(20):
+                while sum(client.done for client in clients) == before:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(rng.uniform(0.0, 1.2))
             killed.set()
             await server.kill()
             async with asyncio.timeout(20):
