@@ -140,6 +140,7 @@ class Client:
     in_flight: tuple[str, str | None] | None = None  # (what, recovery code) when killed
     secrets: list[str] = field(default_factory=list)  # everything that must never leak
     done: int = 0
+    worked: asyncio.Event | None = None  # set at each acknowledged request
 
     def next_code(self) -> str:
         return next(code for code in self.codes if code not in self.spent)
@@ -175,6 +176,8 @@ class Client:
         if event is not None:
             self.acknowledged.append((agent, event))
         self.done += 1
+        if self.worked is not None:
+            self.worked.set()
         result: dict[str, Any] = response.json() if response.content else {}
         if "token" in result:
             self.secrets.append(result["token"])
@@ -367,18 +370,21 @@ async def test_sigkill_during_work_loses_nothing_acknowledged(
         Client(name, ids[name], password) for name, password in passwords.items() if name != "admin"
     ]
     server = ServerProcess(tmp_path, db, *FAST)
+    worked = asyncio.Event()
+    for client in clients:
+        client.worked = worked
     landed_unseen = 0
     try:
         for number in range(rounds):
             await server.start()
             killed = asyncio.Event()
             before = sum(client.done for client in clients)
+            worked.clear()
             tasks = [asyncio.create_task(client.run(server.url, killed)) for client in clients]
             # Some work acknowledged first (a loaded machine may take a while to start), then
             # the kill at a random moment of the work that follows.
             async with asyncio.timeout(20):
-                while sum(client.done for client in clients) == before:
-                    await asyncio.sleep(0.01)
+                await worked.wait()
             await asyncio.sleep(rng.uniform(0.0, 1.2))
             killed.set()
             await server.kill()
