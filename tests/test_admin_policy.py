@@ -98,6 +98,9 @@ ADMIN_CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/admin/users/alice/unlock", None),
     ("GET", "/api/v1/admin/history", None),
     ("GET", "/api/v1/admin/audit", None),
+    ("GET", "/api/v1/admin/services", None),
+    ("POST", "/api/v1/admin/services", {"name": "sshd-mallory"}),
+    ("DELETE", "/api/v1/admin/services/sshd", None),
 ]
 
 
@@ -109,7 +112,8 @@ class TestAdminAccess:
             if route.path.startswith("/api/v1/admin")
         }
         listed = {
-            (method, path.replace("/alice/", "/{username}/")) for method, path, _ in ADMIN_CALLS
+            (method, path.replace("/alice/", "/{username}/").replace("/sshd", "/{name}"))
+            for method, path, _ in ADMIN_CALLS
         }
         assert listed == routes
 

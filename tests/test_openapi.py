@@ -10,6 +10,8 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
+from tfa_server.admin import Actor, Admin
+
 from .conftest import PASSWORD, RunningServer, bearer, login
 from .contract import Contract, ContractViolation
 
@@ -26,6 +28,9 @@ REQUEST_BODIES: dict[str, tuple[list[str], set[str]]] = {
     "setPolicy": (["force_2fa", "grace_period_days"], {"force_2fa", "grace_period_days"}),
     "createUser": (["username", "password"], {"username", "password", "is_admin"}),
     "setupTotp": ([], {"password"}),
+    "addService": (["name"], {"name", "description"}),
+    "verifyStart": (["username"], {"username", "remote_ip"}),
+    "verify": (["username", "code"], {"username", "code", "remote_ip", "password"}),
 }
 OPTIONAL_BODIES = {"setupTotp"}  # no body at all is fine too
 # A body each of those would accept, so that only the field under test can make it a 400.
@@ -39,6 +44,9 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "setPolicy": {"force_2fa": False, "grace_period_days": 0},
     "createUser": {"username": "bob", "password": PASSWORD},
     "setupTotp": {"password": PASSWORD},
+    "addService": {"name": "sshd-bastion"},
+    "verifyStart": {"username": "root"},
+    "verify": {"username": "root", "code": "123456"},
 }
 VALID_ME = {
     "username": "alice",
@@ -154,13 +162,17 @@ class TestRequestBodies:
         self, server: RunningServer, client: httpx.AsyncClient
     ) -> None:
         """Bodies are checked after authentication: an administrator's session reaches them all
-        (the second-factor routes check their challenge after the body)."""
+        (the second-factor routes check their challenge after the body), a service key the
+        verify API."""
         await server.add_user("root", admin=True)
-        auth = bearer((await login(client, "root"))["token"])
+        session = bearer((await login(client, "root"))["token"])
+        added = await Admin(server.core).add_service(Actor("test", None), "svc", "")
         for (method, path), operation in operations(server.contract.document).items():
             operation_id = operation["operationId"]
             if operation_id not in VALID_BODIES:
                 continue
+            service = operation.get("security") == [{"serviceKey": []}]
+            auth = bearer(added.key) if service else session
             url = concrete(path)
             valid = VALID_BODIES[operation_id]
             extra = await client.request(method, url, json={**valid, "unexpected": 1}, headers=auth)

@@ -140,6 +140,10 @@ class AuditQuery(Request):
 
 class HistoryQuery(AuditQuery):
     success: Success | UnsetType = UNSET
+    service: (
+        Annotated[str, Meta(max_length=64, description="Only what this relying service asked.")]
+        | UnsetType
+    ) = UNSET
 
 
 class AdminHistoryQuery(HistoryQuery):
@@ -235,7 +239,7 @@ Event = Annotated[
     Meta(
         description="password, second_factor, reauthentication, totp_enabled, totp_disabled,"
         " recovery_codes_regenerated, logout, forced_sign_out, session_revoked,"
-        " session_restricted, totp_reset_by_admin"
+        " session_restricted, totp_reset_by_admin, verify_start, verify"
     ),
 ]
 Reason = Annotated[
@@ -243,7 +247,7 @@ Reason = Annotated[
     Meta(
         description="bad_password, unknown_user, bad_code, code_reused, throttled,"
         " expired_challenge, enrollment_required, totp_required, policy_requires_2fa,"
-        " session_limit"
+        " session_limit, not_required, grace_period, totp_not_enabled"
     ),
 ]
 
@@ -257,6 +261,13 @@ class HistoryItem(Answer):
     reason: Reason
     ip: str
     client: Annotated[str, Meta(description="The request's User-Agent")]
+    service: Annotated[
+        str | None,
+        Meta(description="The relying service that asked (verify API), e.g. sshd on a host"),
+    ]
+    service_ip: Annotated[
+        str | None, Meta(description="The service's own address; `ip` is the end user's")
+    ]
     count: Annotated[
         int,
         Meta(
@@ -342,3 +353,109 @@ class AuditItem(Answer):
 class AuditPage(Answer):
     items: list[AuditItem]
     next_before: NextBefore
+
+
+# Relying services (sshd through the PAM module, or any program) and the verify API
+
+SERVICE_KEY_PREFIX = "tfasvc_"
+SERVICE_NAME_RULE = USERNAME_RULE.replace("Usernames", "Service names")
+ServiceName = Annotated[
+    str,
+    Meta(
+        max_length=64,
+        pattern=USERNAME_PATTERN,
+        description="Case-insensitive; stored in lower case.",
+        extra={"refusal": SERVICE_NAME_RULE},
+    ),
+]
+UserName = Annotated[str, Meta(max_length=256)]
+IpAddress = Annotated[
+    str,
+    Meta(
+        max_length=64,
+        description="The end user's address as the service saw it (an IP address); the"
+        " per-address limit applies to it",
+        extra_json_schema={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+    ),
+]
+
+
+class CreateServiceRequest(Request):
+    name: ServiceName
+    description: Annotated[str, Meta(max_length=256)] = ""
+
+
+class Service(Answer):
+    name: str
+    description: str
+    created_at: Time
+    created_by: str
+    last_used_at: Time | None
+    last_used_ip: str | None
+
+
+class NewService(Service):
+    """The key is shown here once; the server keeps only its hash."""
+
+    _secret = frozenset({"key"})
+    key: Annotated[
+        str,
+        Meta(
+            pattern=f"^{SERVICE_KEY_PREFIX}[A-Za-z0-9_-]{{43}}$",
+            description="Bearer key for the verify API; shown only in this answer",
+        ),
+    ]
+
+
+class ServiceList(Answer):
+    items: list[Service]
+
+
+class VerifyStartRequest(Request):
+    username: UserName
+    remote_ip: IpAddress | UnsetType = UNSET
+
+
+class _Next(Answer, tag_field="next"):
+    pass
+
+
+class AskForCode(_Next, tag="code"):
+    """The user has 2FA: ask for a code (or a recovery code) and call /verify."""
+
+
+class Allow(_Next, tag="allow"):
+    """No 2FA, and the policy allows that now; show the message."""
+
+    message: str
+
+
+class Deny(_Next, tag="deny"):
+    """Refuse, and show the message: it says how to set up 2FA."""
+
+    reason: Literal["enrollment_required", "account_disabled"]
+    message: str
+
+
+VerifyStart = AskForCode | Allow | Deny
+
+
+class VerifyRequest(Request):
+    username: UserName
+    code: Code
+    remote_ip: IpAddress | UnsetType = UNSET
+    password: (
+        Annotated[
+            Password,
+            Meta(
+                description="Checked too when given: for a service with no first factor of its own"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+class Verified(Answer):
+    result: Literal["allow"]
+    method: Literal["totp", "recovery_code"]
+    recovery_codes_left: Count

@@ -190,11 +190,21 @@ class Account:
         return wire.RecoveryCodes(codes)
 
     async def history(
-        self, session: Session, success: bool | None, limit: int, before: int | None
+        self,
+        session: Session,
+        success: bool | None,
+        service: str | None,
+        limit: int,
+        before: int | None,
     ) -> wire.HistoryPage:
         rows = await self.core.db.run(
             lambda conn: history.page(
-                conn, limit=limit + 1, before=before, user_id=session.user_id, success=success
+                conn,
+                limit=limit + 1,
+                before=before,
+                user_id=session.user_id,
+                success=success,
+                service=service.lower() if service else None,
             )
         )
         return wire.HistoryPage(*views.page(rows, limit, views.history_item))

@@ -9,20 +9,26 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from tfa_protocol import types as wire
-from tfa_protocol.types import USERNAME_RULE
+from tfa_protocol.types import SERVICE_NAME_RULE, USERNAME_RULE
 from tfa_server import views
 from tfa_server.auth import USERNAME, canonical_username, history_event
 from tfa_server.core import Core, Origin
+from tfa_server.crypto import token_digest
 from tfa_server.errors import Conflict, InvalidRequest, NotFound
 from tfa_server.passwords import password_problem
 from tfa_server.storage import audit, history, policy, users
 from tfa_server.storage import second_factor as factor_rows
+from tfa_server.storage import services as service_rows
 from tfa_server.storage import sessions as session_rows
 from tfa_server.storage.audit import AuditEntry
 from tfa_server.storage.database import transaction
+from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.users import User
 from tfa_server.throttle import ThrottleState
+from tfa_server.verify import new_service_key
 
 MAX_GRACE_DAYS = 365
 
@@ -35,10 +41,11 @@ class Actor:
     origin: Origin | None
 
 
-def valid_username(username: str) -> str:
+def valid_username(username: str, *, rule: str = USERNAME_RULE) -> str:
+    """Lower case; services' names follow the same rule (with `rule` saying so)."""
     name = canonical_username(username)
     if not (username.isascii() and USERNAME.fullmatch(name)):
-        raise InvalidRequest(USERNAME_RULE)
+        raise InvalidRequest(rule)
     return name
 
 
@@ -180,13 +187,62 @@ class Admin:
 
         return self._view(await self.core.db.run(_unlock))
 
+    async def add_service(self, actor: Actor, name: str, description: str) -> wire.NewService:
+        """A relying service and its key, which this answer holds once: only its hash is kept."""
+        service_name = valid_username(name, rule=SERVICE_NAME_RULE)
+        key = new_service_key()
+
+        def _add(conn: sqlite3.Connection) -> ServiceRow:
+            with transaction(conn):
+                now = self.core.now()
+                created = service_rows.create(
+                    conn, service_name, description, token_digest(key), now, actor.name
+                )
+                if created is None:
+                    raise Conflict(f"There is already a service called '{service_name}'.")
+                self._audit(
+                    conn, actor, "service_added", service_name, {"description": description}
+                )
+                row = service_rows.by_name(conn, service_name)
+                assert row is not None
+                return row
+
+        row = await self.core.db.run(_add)
+        return wire.NewService(**msgspec.structs.asdict(views.service(row)), key=key)
+
+    async def list_services(self) -> wire.ServiceList:
+        rows = await self.core.db.run(service_rows.all_services)
+        return wire.ServiceList([views.service(row) for row in rows])
+
+    async def revoke_service(self, actor: Actor, name: str) -> None:
+        """Immediate: the key's next request is refused."""
+
+        def _revoke(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                row = service_rows.by_name(conn, canonical_username(name))
+                if row is None or not service_rows.delete(conn, row.name):
+                    raise NotFound(f"There is no service '{name[:64]}'.")
+                self._audit(conn, actor, "service_revoked", row.name, {})
+
+        await self.core.db.run(_revoke)
+
     async def history(
-        self, username: str | None, success: bool | None, limit: int, before: int | None
+        self,
+        username: str | None,
+        success: bool | None,
+        service: str | None,
+        limit: int,
+        before: int | None,
     ) -> wire.AdminHistoryPage:
         name = canonical_username(username) if username else None
         rows = await self.core.db.run(
             lambda conn: history.page(
-                conn, limit=limit + 1, before=before, username=name, success=success
+                conn,
+                limit=limit + 1,
+                before=before,
+                username=name,
+                success=success,
+                service=canonical_username(service) if service else None,
             )
         )
         return wire.AdminHistoryPage(*views.page(rows, limit, views.admin_history_item))

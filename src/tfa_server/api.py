@@ -17,18 +17,27 @@ from tfa_server.admin import Actor, Admin
 from tfa_server.auth import SignedIn, SignIn
 from tfa_server.clock import utc
 from tfa_server.core import Core, Origin
-from tfa_server.errors import ApiError, Forbidden, InvalidRequest, NotFound, ServiceUnavailable
+from tfa_server.errors import (
+    ApiError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from tfa_server.http.messages import Request, Response, error_response
 from tfa_server.http.router import Router
 from tfa_server.storage import users
 from tfa_server.storage.database import storage_unavailable
+from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.sessions import Session
 from tfa_server.storage.users import User
 from tfa_server.validation import decode_body, decode_query
+from tfa_server.verify import Verify, end_user_origin, resolve_service
 
 log = logging.getLogger("tfa_server")
 
-Auth = Literal["none", "challenge", "enrollment", "full", "admin"]
+Auth = Literal["none", "challenge", "enrollment", "full", "admin", "service"]
 JsonObject = dict[str, Any]
 Reply = wire.Answer | JsonObject  # a Struct, or the OpenAPI document
 T = TypeVar("T", bound=msgspec.Struct)
@@ -44,6 +53,7 @@ class Call:
     _query: msgspec.Struct | None
     session: Session | None
     admin: User | None
+    service: ServiceRow | None
 
     def body(self, kind: type[T]) -> T:
         """The decoded body, typed: the route table said which Struct it is."""
@@ -63,6 +73,13 @@ class Call:
     def actor(self) -> Actor:
         assert self.admin is not None
         return Actor(self.admin.username, self.origin)
+
+    def end_user(self, remote_ip: str | msgspec.UnsetType) -> Origin:
+        """For the verify API: the person behind the service that calls."""
+        assert self.service is not None
+        return end_user_origin(
+            self.service, _given(remote_ip), self.request.peer, self.request.user_agent
+        )
 
 
 Handler = Callable[[Call], Awaitable[Reply | None]]
@@ -95,6 +112,7 @@ class Api:
         self.sign_in = SignIn(core)
         self.account = Account(core, self.sign_in)
         self.admin = Admin(core)
+        self.verify = Verify(core, self.sign_in)
         self.routes = self._routes()
         self._router = Router(self.routes, lambda route: (route.method, route.path))
 
@@ -118,7 +136,7 @@ class Api:
         route = found.route
         origin = Origin(request.peer, request.user_agent)
         # Who asks comes first: a stranger learns nothing about what a body should hold.
-        session, admin = await self._authenticate(route, request, origin)
+        session, admin, service = await self._authenticate(route, request, origin)
         query = decode_query(request.query, route.query)
         if route.body is not None:
             body = decode_body(request.body, route.body, optional=route.optional_body)
@@ -127,16 +145,22 @@ class Api:
         else:
             body = None
         result = await route.handler(
-            Call(request, origin, found.params, body, query, session, admin)
+            Call(request, origin, found.params, body, query, session, admin, service)
         )
         return Response(route.status, result)
 
     async def _authenticate(
         self, route: Route, request: Request, origin: Origin
-    ) -> tuple[Session | None, User | None]:
-        """The caller's session, and for admin routes the administrator behind it."""
+    ) -> tuple[Session | None, User | None, ServiceRow | None]:
+        """The caller's session, for admin routes the administrator behind it, and for the
+        verify API the service. A service key opens nothing else, a session no service call."""
+        authorization = request.headers.get("authorization")
+        if route.auth == "service":
+            return None, None, await resolve_service(self.core, authorization, request.peer)
         if route.auth in ("none", "challenge"):
-            return None, None
+            return None, None, None
+        if sessions.bearer_token(authorization).startswith(wire.SERVICE_KEY_PREFIX):
+            raise Unauthorized("A service key opens only the verify API.")
         session = await sessions.resolve(
             self.core,
             request.headers.get("authorization"),
@@ -144,11 +168,11 @@ class Api:
             allow_enrollment=route.auth == "enrollment",
         )
         if route.auth != "admin":
-            return session, None
+            return session, None, None
         user = await self.core.db.run(lambda conn: users.by_id(conn, session.user_id))
         if user is None or not user.is_admin:
             raise Forbidden("This needs an administrator account.")
-        return session, user
+        return session, user, None
 
     async def _signed_in(self, result: SignedIn) -> wire.SignInResult:
         expires_at = utc(result.expires_at)
@@ -231,7 +255,11 @@ class Api:
     async def _history(self, call: Call) -> wire.HistoryPage:
         query = call.query(wire.HistoryQuery)
         return await self.account.history(
-            call.own_session, _given(query.success), query.limit, _given(query.before)
+            call.own_session,
+            _given(query.success),
+            _given(query.service),
+            query.limit,
+            _given(query.before),
         )
 
     async def _sessions(self, call: Call) -> wire.SessionList:
@@ -266,7 +294,31 @@ class Api:
     async def _admin_history(self, call: Call) -> wire.AdminHistoryPage:
         query = call.query(wire.AdminHistoryQuery)
         return await self.admin.history(
-            _given(query.username), _given(query.success), query.limit, _given(query.before)
+            _given(query.username),
+            _given(query.success),
+            _given(query.service),
+            query.limit,
+            _given(query.before),
+        )
+
+    async def _list_services(self, call: Call) -> wire.ServiceList:
+        return await self.admin.list_services()
+
+    async def _add_service(self, call: Call) -> wire.NewService:
+        body = call.body(wire.CreateServiceRequest)
+        return await self.admin.add_service(call.actor, body.name, body.description)
+
+    async def _revoke_service(self, call: Call) -> None:
+        await self.admin.revoke_service(call.actor, call.params["name"])
+
+    async def _verify_start(self, call: Call) -> wire.VerifyStart:
+        body = call.body(wire.VerifyStartRequest)
+        return await self.verify.start(body.username, call.end_user(body.remote_ip))
+
+    async def _verify(self, call: Call) -> wire.Verified:
+        body = call.body(wire.VerifyRequest)
+        return await self.verify.verify(
+            body.username, body.code, _given(body.password), call.end_user(body.remote_ip)
         )
 
     async def _audit(self, call: Call) -> wire.AuditPage:
@@ -519,5 +571,66 @@ class Api:
                 response=wire.AuditPage,
                 errors=(400, *user_errors),
                 tag="admin",
+            ),
+            Route(
+                "GET",
+                f"{v1}/admin/services",
+                "listServices",
+                "Relying services that may use the verify API",
+                self._list_services,
+                "admin",
+                response=wire.ServiceList,
+                errors=user_errors,
+                tag="admin",
+            ),
+            Route(
+                "POST",
+                f"{v1}/admin/services",
+                "addService",
+                "Register a relying service; the answer holds its key, once (audited)",
+                self._add_service,
+                "admin",
+                status=201,
+                body=wire.CreateServiceRequest,
+                response=wire.NewService,
+                errors=(400, *user_errors, 409),
+                tag="admin",
+            ),
+            Route(
+                "DELETE",
+                f"{v1}/admin/services/{{name}}",
+                "revokeService",
+                "Revoke a service's key, at once (audited)",
+                self._revoke_service,
+                "admin",
+                status=204,
+                errors=(*user_errors, 404),
+                tag="admin",
+            ),
+            Route(
+                "POST",
+                f"{v1}/verify/start",
+                "verifyStart",
+                "A relying service asks what to do for this user: ask for a code, allow"
+                " (no 2FA, and the policy allows it), or deny with a message to show",
+                self._verify_start,
+                "service",
+                body=wire.VerifyStartRequest,
+                response=wire.VerifyStart,
+                errors=(400, 401, 404),
+                tag="verify",
+            ),
+            Route(
+                "POST",
+                f"{v1}/verify",
+                "verify",
+                "A relying service checks a user's code (TOTP or recovery code, and the password"
+                " when given) under the sign-in's rules; each call is in the user's history",
+                self._verify,
+                "service",
+                body=wire.VerifyRequest,
+                response=wire.Verified,
+                errors=(400, 401, 403, 404, 409, 429),
+                tag="verify",
             ),
         ]

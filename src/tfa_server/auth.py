@@ -47,6 +47,21 @@ class SignedIn:
     recovery_codes_left: int | None = None
 
 
+def code_refusal(verdict: Verdict, method: Method) -> CodeReused | InvalidCode:
+    """Why a code was not taken, in the words of the sign-in's code step."""
+    if verdict is Verdict.REUSED:
+        return CodeReused(
+            "That code has already been used. Wait for the next code and try again."
+            if method == "totp"
+            else "That recovery code has already been used."
+        )
+    return InvalidCode(
+        "That code is not right. Check the time on your device and try again."
+        if method == "totp"
+        else "That recovery code is not right."
+    )
+
+
 def canonical_username(name: str) -> str:
     return name.lower()
 
@@ -69,6 +84,8 @@ def history_event(
         reason=reason,
         ip=origin.ip,
         client=origin.client,
+        service=origin.service,
+        service_ip=origin.service_ip,
     )
 
 
@@ -80,7 +97,7 @@ class SignIn:
         now = self.core.now()
         await self.core.db.run(lambda conn: history.record(conn, entry, now))
 
-    async def _refuse_if_throttled(
+    async def refuse_if_throttled(
         self, user: User | None, name: str, origin: Origin, event: str, method: str
     ) -> None:
         """Refuse before evaluating anything; the refusal itself goes into the history."""
@@ -106,7 +123,7 @@ class SignIn:
             await self.core.db.run(_count)
             raise TooManyAttempts(max(waits))
 
-    async def _count_failure(self, user: User | None, name: str, entry: HistoryEvent) -> None:
+    async def count_failure(self, user: User | None, name: str, entry: HistoryEvent) -> None:
         now = self.core.now()
         if user is None:
             self.core.names.fail(name, now)
@@ -121,7 +138,7 @@ class SignIn:
 
         await self.core.db.run(_write)
 
-    async def _verify_password(
+    async def verify_password(
         self, user: User | None, name: str, password: str, origin: Origin, event: str
     ) -> bool:
         """Verify with the address failure counted up front, so parallel guesses from one
@@ -137,7 +154,7 @@ class SignIn:
         reason = "bad_password" if user else "unknown_user"
         entry = history_event(user, name, origin, event, False, "password", reason)
         try:
-            await self._count_failure(user, name, entry)
+            await self.count_failure(user, name, entry)
         except Exception as exc:
             if storage_unavailable(exc):  # a 503: nothing recorded, so no guess counted
                 self.core.addresses.forgive(origin.ip, attempt_at)
@@ -165,8 +182,8 @@ class SignIn:
             user = None
             if USERNAME.fullmatch(name):
                 user = await core.db.run(lambda conn: users.by_name(conn, name))
-            await self._refuse_if_throttled(user, name, origin, "password", "password")
-            if not await self._verify_password(user, name, password, origin, "password"):
+            await self.refuse_if_throttled(user, name, origin, "password", "password")
+            if not await self.verify_password(user, name, password, origin, "password"):
                 raise InvalidCredentials(WRONG_PASSWORD)
             assert user is not None
             user_id = user.id
@@ -221,7 +238,7 @@ class SignIn:
                     )
                 )
                 raise ChallengeExpired("This sign-in has expired. Enter your password again.")
-            await self._refuse_if_throttled(user, user.username, origin, "second_factor", method)
+            await self.refuse_if_throttled(user, user.username, origin, "second_factor", method)
             attempt_at = now
             core.addresses.fail(origin.ip, attempt_at)
             try:
@@ -244,17 +261,7 @@ class SignIn:
                     "That code did not work, and it was the last try for this sign-in."
                     " Enter your password again."
                 )
-            if verdict is Verdict.REUSED:
-                raise CodeReused(
-                    "That code has already been used. Wait for the next code and try again."
-                    if method == "totp"
-                    else "That recovery code has already been used."
-                )
-            raise InvalidCode(
-                "That code is not right. Check the time on your device and try again."
-                if method == "totp"
-                else "That recovery code is not right."
-            )
+            raise code_refusal(verdict, method)
 
     def _try_code(
         self,
@@ -375,10 +382,10 @@ class SignIn:
         async with core.account_locks.hold(user.username):
             user = await core.db.run(lambda conn: users.by_id(conn, user_id))
             assert user is not None
-            await self._refuse_if_throttled(
+            await self.refuse_if_throttled(
                 user, user.username, origin, "reauthentication", "password"
             )
-            if not await self._verify_password(
+            if not await self.verify_password(
                 user, user.username, password, origin, "reauthentication"
             ):
                 raise InvalidCredentials("That password is not right.")

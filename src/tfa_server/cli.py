@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 import tempfile
@@ -42,6 +43,7 @@ from tfa_server.demo_accounts import DEMO_ACCOUNTS, seed_demo_accounts
 from tfa_server.errors import ApiError
 from tfa_server.http.forwarded import HEADERS, Network, TrustedProxies, parse_networks
 from tfa_server.http.server import HttpLimits
+from tfa_server.pam import PAM_MODULE
 from tfa_server.passwords import password_problem
 from tfa_server.storage.schema import SchemaTooNew
 
@@ -168,6 +170,12 @@ def build_parser() -> Parser:
         help="name shown in authenticator apps (TFA_ISSUER)",
     )
     serve.add_argument(
+        "--public-url",
+        default=_env("PUBLIC_URL", ""),
+        help="the URL people reach this server at, for the messages that tell them how to set"
+        " up 2FA (TFA_PUBLIC_URL; default: from --host and --port)",
+    )
+    serve.add_argument(
         "--tls-cert", default=_env("TLS_CERT"), help="PEM certificate (TFA_TLS_CERT)"
     )
     serve.add_argument("--tls-key", default=_env("TLS_KEY"), help="PEM private key (TFA_TLS_KEY)")
@@ -272,6 +280,38 @@ def build_parser() -> Parser:
         help="days users have to set up 2FA (default: unchanged)",
     )
     _storage_options(change)
+
+    service = commands.add_parser(
+        "service", help="manage relying services (sshd, sudo, ...) and their keys"
+    )
+    service_commands = service.add_subparsers(
+        dest="service_command", required=True, parser_class=Parser
+    )
+    register = service_commands.add_parser(
+        "add", help="register a service; prints its key (shown only now) on standard output"
+    )
+    register.add_argument("name")
+    register.add_argument("--description", default="", help="what it guards (free text)")
+    _storage_options(register)
+    services = service_commands.add_parser("list", help="list services")
+    services.add_argument("--json", action="store_true", help="print JSON")
+    _storage_options(services)
+    revoke = service_commands.add_parser("revoke", help="revoke a service's key, at once")
+    revoke.add_argument("name")
+    _storage_options(revoke)
+
+    pam = commands.add_parser("pam", help="the PAM module for sshd, sudo, su and login")
+    pam_commands = pam.add_subparsers(dest="pam_command", required=True, parser_class=Parser)
+    pam_commands.add_parser("path", help="print the module file's absolute path")
+    example = pam_commands.add_parser(
+        "example", help="print a PAM line and the sshd_config lines to start from"
+    )
+    example.add_argument("--url", required=True, help="this server's URL, as hosts reach it")
+    example.add_argument(
+        "--key-file",
+        default="/etc/tfa/service.key",
+        help="where the service key will be (default %(default)s)",
+    )
     return parser
 
 
@@ -395,6 +435,73 @@ def _policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service(args: argparse.Namespace) -> int:
+    command = args.service_command
+    if command == "add":
+        require_database(_settings(args).db_path)
+        added = _run_admin(
+            args, lambda admin, actor: admin.add_service(actor, args.name, args.description)
+        )
+        # The key alone on standard output, so `> key-file` captures exactly it.
+        print(added.key)
+        print(
+            f"{PROG}: service {added.name} registered. Its key is shown only now: store it"
+            " where the service reads it (a file owned by root, mode 0600). See"
+            f" '{PROG} pam example --help' for sshd and sudo.",
+            file=sys.stderr,
+        )
+    elif command == "list":
+        listed = msgspec.to_builtins(_run_admin(args, lambda admin, actor: admin.list_services()))
+        if args.json:
+            print(json.dumps(listed["items"], indent=2))
+            return 0
+        print(f"{'NAME':<24} {'CREATED':<20} {'LAST USED':<20} DESCRIPTION")
+        for item in listed["items"]:
+            print(
+                f"{item['name']:<24} {item['created_at']:<20}"
+                f" {item['last_used_at'] or 'never':<20} {item['description']}"
+            )
+    else:
+        _run_admin(args, lambda admin, actor: admin.revoke_service(actor, args.name))
+        print(f"service {args.name.lower()} revoked; its key no longer works")
+    return 0
+
+
+def _pam(args: argparse.Namespace) -> int:
+    if args.pam_command == "path":
+        print(PAM_MODULE)
+        return 0
+    module = f"pam_python.so {PAM_MODULE} url={args.url} key_file={args.key_file}"
+    print(
+        f"""# 1. Register the service on the tfa server and store its key on this host, readable
+#    by root only (from the start: umask 077), e.g. when both are one machine:
+#      (umask 077; mkdir -p {Path(args.key_file).parent}; \\
+#       {PROG} service add sshd-$(hostname) > {args.key_file})
+# 2. Install the PAM module's host: apt-get install libpam-python
+# 3. /etc/pam.d/sshd: ask for the code after the public key (put this line where
+#    '@include common-auth' was, to ask for a code instead of the Unix password)
+auth required {module}
+# 4. /etc/ssh/sshd_config, then reload sshd:
+UsePAM yes
+KbdInteractiveAuthentication yes
+AuthenticationMethods publickey,keyboard-interactive
+# For sudo, add the same auth line to /etc/pam.d/sudo, after '@include common-auth', with
+# tries=1 (sudo asks three times itself) and the key of a service of its own.
+# An argument with spaces goes in brackets: [prompt=tfa code for sudo: ]"""
+    )
+    return 0
+
+
+def _public_url(scheme: str, host: str, port: int) -> str:
+    """A guess for --public-url: this host's name when it listens on every address."""
+    if port == 0:
+        return ""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 comparing, not binding
+        host = socket.getfqdn()
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}"
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -441,9 +548,12 @@ async def _serve(app: Application, host: str, port: int, banner: Callable[[int],
 
 def _serve_command(args: argparse.Namespace) -> int:
     ssl_context = _tls(args)
+    scheme = "https" if ssl_context else "http"
+    shown = f"[{args.host}]" if ":" in args.host else args.host
     settings = _settings(
         args,
         issuer=args.issuer,
+        public_url=args.public_url or _public_url(scheme, args.host, args.port),
         sessions=replace(
             SessionRules(),
             absolute_lifetime=float(args.session_lifetime),
@@ -467,8 +577,6 @@ def _serve_command(args: argparse.Namespace) -> int:
         limits=HttpLimits(max_connections_per_address=args.max_connections_per_address),
         proxies=TrustedProxies(args.trusted_proxy, args.proxy_header),
     )
-    scheme = "https" if ssl_context else "http"
-    shown = f"[{args.host}]" if ":" in args.host else args.host
 
     def banner(port: int) -> None:
         logging.getLogger("tfa_server").info("serving on %s://%s:%d", scheme, shown, port)
@@ -536,6 +644,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "demo": _demo,
             "user": _user,
             "policy": _policy,
+            "service": _service,
+            "pam": _pam,
         }
         return handlers[args.command](args)
     except (CliError, DatabaseMissing, KeyFileError, SchemaTooNew) as exc:

@@ -69,6 +69,8 @@ class Settings:
     throttle: ThrottleRules = field(default_factory=ThrottleRules)
     sessions: SessionRules = field(default_factory=SessionRules)
     recovery_code_count: int = 10
+    # Where people reach this server, for the messages that tell them to set up 2FA.
+    public_url: str = ""
 
 
 def default_key_path(db_path: Path) -> Path:

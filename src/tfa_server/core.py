@@ -17,10 +17,13 @@ from tfa_server.throttle import AddressThrottle, NameThrottle
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where a request came from, as the history records it."""
+    """Where a request came from, as the history records it. A relying service's call
+    comes from the end user's address (as the service saw it) through the service."""
 
     ip: str
     client: str
+    service: str | None = None
+    service_ip: str | None = None
 
 
 class AccountLocks:

@@ -55,6 +55,16 @@ class NotFound(ApiError):
     status, code = 404, "not_found"
 
 
+class UnknownUser(ApiError):
+    """Only the verify API says so: relying services are trusted callers, strangers are not."""
+
+    status, code = 404, "unknown_user"
+
+
+class TotpNotEnabled(ApiError):
+    status, code = 409, "totp_not_enabled"
+
+
 class PolicyRequires2fa(ApiError):
     status, code = 409, "policy_requires_2fa"
 

@@ -17,7 +17,8 @@ JsonObject = dict[str, Any]
 
 _STATUS_TEXT = {
     400: "Invalid request (malformed JSON, missing, unknown or mistyped fields)",
-    401: "Not signed in, wrong credentials or code",
+    401: "Not signed in, wrong credentials or code (the error code says which: for the verify"
+    " API `unauthorized` is the service key, `invalid_code` the user's code)",
     403: "Not allowed (administrators only, 2FA enrollment required first, or the password"
     " required again)",
     404: "Not found",
@@ -28,7 +29,11 @@ _STATUS_TEXT = {
 
 REF = "#/components/schemas/{name}"
 # Answers that are not one Struct get a name of their own in the document.
-NAMED: dict[Any, str] = {wire.SignInResult: "SignInResult", JsonObject: "OpenApiDocument"}
+NAMED: dict[Any, str] = {
+    wire.SignInResult: "SignInResult",
+    wire.VerifyStart: "VerifyStart",
+    JsonObject: "OpenApiDocument",
+}
 
 
 def _ref(name: str) -> JsonObject:
@@ -95,9 +100,14 @@ LINKS: dict[str, JsonObject] = {
     "listSessions": {
         "RevokeSession": _link("revokeSession", "End that session", id="$response.body#/items/0/id")
     },
-    "getHistory": {"NextPage": _next_page("getHistory", "success", "limit")},
-    "getAdminHistory": {"NextPage": _next_page("getAdminHistory", "username", "success", "limit")},
+    "getHistory": {"NextPage": _next_page("getHistory", "success", "service", "limit")},
+    "getAdminHistory": {
+        "NextPage": _next_page("getAdminHistory", "username", "success", "service", "limit")
+    },
     "getAudit": {"NextPage": _next_page("getAudit", "limit")},
+    "addService": {
+        "RevokeService": _link("revokeService", "Revoke it", name="$response.body#/name")
+    },
 }
 
 
@@ -135,7 +145,9 @@ def _operation(route: Route, schemas: dict[Any, JsonObject]) -> JsonObject:
     if route.body is not None:
         required = not route.optional_body
         operation["requestBody"] = {"required": required, **_json(schemas[route.body])}
-    if route.auth != "none":
+    if route.auth == "service":
+        operation["security"] = [{"serviceKey": []}]
+    elif route.auth != "none":
         operation["security"] = [{"bearer": []}]
     return operation
 
@@ -173,6 +185,15 @@ def document(routes: list[Route]) -> JsonObject:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "serviceKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A relying service's key (tfasvc_...), from `tfa-server"
+                    " service add` or POST /api/v1/admin/services; it opens only the verify"
+                    " API",
+                },
+            },
         },
     }

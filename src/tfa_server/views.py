@@ -12,6 +12,7 @@ from tfa_server.clock import maybe_utc, utc
 from tfa_server.config import ThrottleRules
 from tfa_server.storage import history, policy
 from tfa_server.storage import second_factor as factor_rows
+from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.sessions import Session
 from tfa_server.storage.users import User
 
@@ -68,6 +69,8 @@ def _event(row: sqlite3.Row) -> dict[str, Any]:
         "reason": row["reason"],
         "ip": row["ip"],
         "client": row["client"],
+        "service": row["service"],
+        "service_ip": row["service_ip"],
         "count": row["count"],
     }
 
@@ -119,6 +122,17 @@ def audit_item(row: sqlite3.Row) -> wire.AuditItem:
         detail=json.loads(row["detail"] or "{}"),
         ip=row["ip"],
         client=row["client"],
+    )
+
+
+def service(row: ServiceRow) -> wire.Service:
+    return wire.Service(
+        name=row.name,
+        description=row.description,
+        created_at=utc(row.created_at),
+        created_by=row.created_by,
+        last_used_at=maybe_utc(row.last_used_at),
+        last_used_ip=row.last_used_ip,
     )
 
 

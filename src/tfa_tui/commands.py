@@ -58,10 +58,15 @@ class TfaCommands(Provider):
                 found += [
                     (
                         "Open admin",
-                        "Policy, users, history, audit (a)",
+                        "Policy, users, services, history, audit (a)",
                         lambda: screen.action_tab("admin"),
                     ),
                     ("Add user", "Create an account (+ in Admin, Users)", screen.action_add_user),
+                    (
+                        "Add service",
+                        "Let a program (sshd, sudo) check codes (+ in Admin, Services)",
+                        screen.action_add_service,
+                    ),
                     (
                         "Force 2FA off" if forced else "Force 2FA on",
                         "Change the policy, after a confirmation",

@@ -21,6 +21,9 @@ EVENTS = {
     "session_revoked": "Session revoked",
     "session_restricted": "Held to 2FA setup",
     "totp_reset_by_admin": "2FA reset by admin",
+    # A relying service (sshd through the PAM module, say) asked: what next, then the code.
+    "verify_start": "Service sign-in",
+    "verify": "Service code",
 }
 METHODS = {"password": "password", "totp": "app code", "recovery_code": "recovery code"}
 # Every reason the server documents (the `reason` of HistoryItem in its OpenAPI document).
@@ -36,7 +39,19 @@ REASONS = {
     "totp_required": "second factor needed",
     "policy_requires_2fa": "2FA required by policy",
     "session_limit": "too many sessions: the oldest ended",
+    # A service's sign-in let through without a code, and a code sent for an account that
+    # has no 2FA to check it against.
+    "not_required": "2FA not required",
+    "grace_period": "no 2FA yet: grace period",
+    "totp_not_enabled": "2FA not set up",
+    "account_disabled": "account disabled",
 }
+
+
+def origin(client: str, service: str | None) -> str:
+    """Who asked: the relying service by name (its program's User-Agent would say less), or
+    the client program of a sign-in to tfa itself."""
+    return f"{service} (service)" if service else client
 
 
 def reason(code: str | None) -> str:
@@ -69,3 +84,8 @@ def local_time(moment: datetime | None, *, with_seconds: bool = False) -> str:
     if moment is None:
         return "-"
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+
+
+def local_date(moment: datetime) -> str:
+    """The day alone, where a table has no room for the time (the audit log has it)."""
+    return moment.astimezone().strftime("%Y-%m-%d")

@@ -190,6 +190,28 @@ async def admin_add_user(world: World) -> None:
     await world.pilot.press(*"carol")
 
 
+async def admin_services(world: World) -> None:
+    """Two services: one that sshd has used (through the PAM module), one never used yet."""
+    await world.sign_in("admin")
+    new = await world.app.api.add_service("sshd-bastion", "SSH on the bastion host")
+    await world.app.api.add_service("sudo-web1", "")
+    async with httpx.AsyncClient(base_url=world.server.url) as http:
+        start = await http.post(
+            "/api/v1/verify/start",
+            json={"username": "alice", "remote_ip": "192.0.2.10"},
+            headers={"Authorization": f"Bearer {new.key}", "User-Agent": "pam_tfa/0.1"},
+        )
+        start.raise_for_status()
+    await world.press("v")
+    await world.press("r")
+
+
+async def admin_service_key(world: World) -> None:
+    await admin_services(world)
+    await world.press("plus")
+    await world.press(*"git-host", "enter", *"git over SSH", "enter")
+
+
 SCENES = [
     Scene("sign-in", nothing, demo=True),
     Scene("sign-in-error", wrong_password),
@@ -209,6 +231,8 @@ SCENES = [
     Scene("admin-policy-confirm", admin_policy_confirm),
     Scene("admin-users", admin_section("users")),
     Scene("admin-add-user", admin_add_user),
+    Scene("admin-services", admin_services),
+    Scene("admin-service-key", admin_service_key),
     Scene("admin-history", admin_section("history")),
     Scene("admin-audit", admin_section("audit"), policy=(False, 7)),
 ]

@@ -90,6 +90,8 @@ HISTORY_ITEM_JSON: dict[str, Any] = {
     "reason": None,
     "ip": "127.0.0.1",
     "client": "x",
+    "service": None,
+    "service_ip": None,
     "count": 1,
 }
 SESSION_JSON: dict[str, Any] = {

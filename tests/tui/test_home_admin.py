@@ -335,6 +335,8 @@ async def test_every_reason_the_server_writes_has_words(server: RunningServer) -
         "reason": "some_new_code",
         "ip": "127.0.0.1",
         "client": "x",
+        "service": None,
+        "service_ip": None,
         "count": 1,
     }
     assert str(history_row(msgspec.convert(entry, HistoryItem))[-1]) == "some_new_code"

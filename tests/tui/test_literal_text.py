@@ -174,6 +174,8 @@ def test_table_rows_keep_server_words_literal_including_unknown_ones() -> None:
             "reason": "[link=https://example.org]x[/link]",
             "ip": "\x1b[2J",
             "client": "[bold]x",
+            "service": None,
+            "service_ip": None,
             "count": 1,
             "known_user": False,
             "username": "[/x]",

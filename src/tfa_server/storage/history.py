@@ -16,12 +16,14 @@ class HistoryEvent:
     reason: str | None
     ip: str
     client: str
+    service: str | None = None  # the relying service that asked, for verify-API events
+    service_ip: str | None = None
 
 
 def record(conn: sqlite3.Connection, entry: HistoryEvent, now: float) -> int:
     cursor = conn.execute(
         "INSERT INTO login_history (user_id, username, at, event, success, method, reason, ip,"
-        " client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " client, service, service_ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             entry.user_id,
             entry.username,
@@ -32,6 +34,8 @@ def record(conn: sqlite3.Connection, entry: HistoryEvent, now: float) -> int:
             entry.reason,
             entry.ip,
             entry.client,
+            entry.service,
+            entry.service_ip,
         ),
     )
     assert cursor.lastrowid is not None
@@ -68,6 +72,7 @@ def page(
     user_id: int | None = None,
     username: str | None = None,
     success: bool | None = None,
+    service: str | None = None,
 ) -> list[sqlite3.Row]:
     """Newest first, keyset-paged on id: `WHERE ... AND id < ? ORDER BY id DESC LIMIT ?`."""
     clauses: list[str] = []
@@ -81,6 +86,9 @@ def page(
     if success is not None:
         clauses.append("success = ?")
         params.append(int(success))
+    if service is not None:
+        clauses.append("service = ?")
+        params.append(service)
     if before is not None:
         clauses.append("id < ?")
         params.append(before)

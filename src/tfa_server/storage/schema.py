@@ -97,7 +97,24 @@ CREATE INDEX history_by_address ON login_history (ip, at);
 UPDATE users SET last_failure_at = CAST(strftime('%s', 'now') AS REAL) WHERE failed_attempts > 0;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Issue 13: relying services (their keys stored as SHA-256 only) and their calls in history.
+_V3 = """
+CREATE TABLE services (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    key_digest TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    last_used_at REAL,
+    last_used_ip TEXT
+);
+ALTER TABLE login_history ADD COLUMN service TEXT;
+ALTER TABLE login_history ADD COLUMN service_ip TEXT;
+CREATE INDEX history_by_service ON login_history (service, id)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 LATEST = len(MIGRATIONS)
 
 

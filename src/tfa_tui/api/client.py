@@ -31,6 +31,7 @@ from tfa_protocol.types import (
     AuditPage,
     AuditQuery,
     CodeRequest,
+    CreateServiceRequest,
     CreateUserRequest,
     DisableTotpRequest,
     Health,
@@ -38,11 +39,14 @@ from tfa_protocol.types import (
     HistoryQuery,
     LoginRequest,
     Me,
+    NewService,
     PasswordAndCode,
     Policy,
     PolicyRequest,
     RecoveryCodes,
     Request,
+    Service,
+    ServiceList,
     Session,
     SessionList,
     SignInResult,
@@ -457,10 +461,18 @@ class TfaClient:
         return answer.recovery_codes
 
     async def history(
-        self, *, success: bool | None = None, limit: int = 50, before: int | None = None
+        self,
+        *,
+        success: bool | None = None,
+        service: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
     ) -> HistoryPage:
-        """Newest first; `success` filters to successful (True) or failed (False) events."""
-        query = HistoryQuery(limit=limit, before=_given(before), success=_given(success))
+        """Newest first; `success` filters to successful (True) or failed (False) events,
+        `service` to what that relying service asked (the verify API)."""
+        query = HistoryQuery(
+            limit=limit, before=_given(before), success=_given(success), service=_given(service)
+        )
         return await self._fetch(HistoryPage, "GET", f"{API}/me/history", query=query)
 
     async def sessions(self) -> list[Session]:
@@ -500,14 +512,32 @@ class TfaClient:
         *,
         username: str | None = None,
         success: bool | None = None,
+        service: str | None = None,
         limit: int = 50,
         before: int | None = None,
     ) -> AdminHistoryPage:
         """Everyone's events; entries carry `username` (the attempted name for unknown ones)."""
         query = AdminHistoryQuery(
-            limit=limit, before=_given(before), success=_given(success), username=_given(username)
+            limit=limit,
+            before=_given(before),
+            success=_given(success),
+            service=_given(service),
+            username=_given(username),
         )
         return await self._fetch(AdminHistoryPage, "GET", f"{API}/admin/history", query=query)
+
+    async def services(self) -> list[Service]:
+        """The relying services that may use the verify API, without their keys."""
+        return (await self._fetch(ServiceList, "GET", f"{API}/admin/services")).items
+
+    async def add_service(self, name: str, description: str = "") -> NewService:
+        """Register a service. Its key is in this answer only: the server keeps a hash."""
+        body = CreateServiceRequest(name=name, description=description)
+        return await self._fetch(NewService, "POST", f"{API}/admin/services", body=body)
+
+    async def revoke_service(self, name: str) -> None:
+        """The service's key stops working at once."""
+        await self._call("DELETE", f"{API}/admin/services/{quote(name, safe='')}")
 
     async def audit(self, *, limit: int = 50, before: int | None = None) -> AuditPage:
         query = AuditQuery(limit=limit, before=_given(before))

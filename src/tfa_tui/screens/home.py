@@ -14,6 +14,7 @@ from textual.widgets import (
     DataTable,
     Footer,
     Header,
+    Input,
     Select,
     Static,
     TabbedContent,
@@ -26,7 +27,8 @@ from tfa_tui.plain import cell, template, visible
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.reauth import Reauthentication, ReauthScreen
-from tfa_tui.words import EVENTS, METHODS, local_time, reason, seconds_left
+from tfa_tui.widgets.fields import Field
+from tfa_tui.words import EVENTS, METHODS, local_time, origin, reason, seconds_left
 
 if TYPE_CHECKING:
     from tfa_tui.widgets.admin_pane import AdminPane
@@ -44,14 +46,15 @@ def result_cell(success: bool, count: int = 1) -> str:
 
 def history_row(entry: HistoryItem) -> tuple[str | Text, ...]:
     """Whatever the server sent is a literal cell, the raw values this client has no words for
-    included."""
+    included. A relying service's call reads "sshd-bastion (service)" where a sign-in's
+    client program would be, with the end user's address in the IP column."""
     return (
         local_time(entry.at, with_seconds=True),
         cell(EVENTS.get(entry.event, entry.event)),
         result_cell(entry.success, entry.count),
         cell(METHODS.get(entry.method or "", entry.method or "-")),
         cell(entry.ip or "-"),
-        cell(entry.client or "-"),
+        cell(origin(entry.client or "-", entry.service)),
         cell(reason(entry.reason)),
     )
 
@@ -64,7 +67,7 @@ FORCED_FOR_USER = "Your administrator requires two-factor authentication."
 
 class HomeScreen(TfaScreen):
     """The section keys are the underlined letters of the tabs (the Admin tab's sections too:
-    P, U, I, L); the footer keeps the rest."""
+    P, U, V, I, L); the footer keeps the rest."""
 
     CSS_PATH = "home.tcss"
     BINDINGS = [
@@ -74,6 +77,9 @@ class HomeScreen(TfaScreen):
         Binding("a", "tab('admin')", "Admin", id="admin", show=False),
         Binding("p", "admin_section('admin-policy')", "Policy", id="admin-policy", show=False),
         Binding("u", "admin_section('admin-users')", "Users", id="admin-users", show=False),
+        Binding(
+            "v", "admin_section('admin-services')", "Services", id="admin-services", show=False
+        ),
         Binding(
             "i", "admin_section('admin-history')", "Sign-in history", id="admin-history", show=False
         ),
@@ -87,6 +93,7 @@ class HomeScreen(TfaScreen):
         super().__init__()
         self.me = me
         self._next_before: int | None = None
+        self._service: str | None = None  # the History's service filter
         self._sessions: dict[str, Session] = {}
 
     def compose(self) -> ComposeResult:
@@ -114,6 +121,13 @@ class HomeScreen(TfaScreen):
                         allow_blank=False,
                         id="history-filter",
                         compact=True,
+                    )
+                    yield Field(
+                        placeholder="Service, then Enter",
+                        id="history-service",
+                        max_length=64,
+                        compact=True,
+                        tooltip="Only what this service (sshd, say) asked; empty: everything",
                     )
                     yield Button("Load older", id="older", disabled=True, compact=True)
                 yield DataTable(id="history-table", zebra_stripes=True, cursor_type="row")
@@ -150,7 +164,7 @@ class HomeScreen(TfaScreen):
                 return
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("admin_section", "add_user", "force_2fa") or (
+        if action in ("admin_section", "add_user", "add_service", "force_2fa") or (
             action == "tab" and parameters == ("admin",)
         ):
             return self.me.is_admin
@@ -183,6 +197,11 @@ class HomeScreen(TfaScreen):
         """The palette's "Add user": Admin, Users, then the dialog, as with the button."""
         self.action_admin_section("admin-users")
         self._admin_pane().action_add_user()
+
+    def action_add_service(self) -> None:
+        """The palette's "Add service": Admin, Services, then the dialog, as with the button."""
+        self.action_admin_section("admin-services")
+        self._admin_pane().action_add_service()
 
     def action_force_2fa(self, force: bool) -> None:
         self.query_one(TabbedContent).active = "admin"
@@ -379,7 +398,10 @@ class HomeScreen(TfaScreen):
         return {"ok": True, "failed": False}.get(str(value))
 
     @on(Select.Changed, "#history-filter")
+    @on(Input.Submitted, "#history-service")
     def _filter_changed(self) -> None:
+        # Applied on Enter, and kept for "Load older" whatever is typed meanwhile.
+        self._service = self.query_one("#history-service", Input).value.strip() or None
         self.load_history(reset=True)
 
     @on(Button.Pressed, "#older")
@@ -393,7 +415,10 @@ class HomeScreen(TfaScreen):
         table.loading = True
         try:
             page = await self.tfa.api.history(
-                success=self._history_filter(), limit=PAGE, before=before
+                success=self._history_filter(),
+                service=self._service,
+                limit=PAGE,
+                before=before,
             )
         except ApiError as exc:
             self.failed(exc)

@@ -1,4 +1,5 @@
-"""Admin: the 2FA policy, the users, everyone's sign-in history and the audit log."""
+"""Admin: the 2FA policy, the users, the relying services, everyone's sign-in history and the
+audit log."""
 
 from __future__ import annotations
 
@@ -24,23 +25,26 @@ from textual.widgets import (
     TabPane,
 )
 
-from tfa_tui.api import AdminUser, AuditItem, Policy
+from tfa_tui.api import AdminUser, AuditItem, Policy, Service
 from tfa_tui.api.errors import ApiError
 from tfa_tui.plain import cell, visible
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import PAGE, history_row
 from tfa_tui.widgets.fields import Field
-from tfa_tui.words import local_time, seconds_left
+from tfa_tui.words import local_date, local_time, seconds_left
 
 if TYPE_CHECKING:
     from tfa_tui.app import TfaApp
 
 MAX_GRACE_DAYS = 365
+DESCRIPTION_CELL = 24  # at 80 columns, what leaves room for the last use and its address
 ACTIONS = {
     "policy_changed": "Policy changed",
     "user_created": "User added",
     "totp_reset": "2FA reset",
     "user_unlocked": "Unlocked",
+    "service_added": "Service added",
+    "service_revoked": "Service revoked",
 }
 
 
@@ -107,6 +111,10 @@ def audit_detail(action: str, detail: Mapping[str, Any]) -> str:
         return f"{had}, {detail.get('sessions_ended', 0)} session(s) ended"
     if action == "user_unlocked":
         return f"{detail.get('failed_attempts', 0)} failed attempts cleared"
+    if action == "service_added":
+        return str(detail.get("description") or "-")
+    if action == "service_revoked":
+        return "its key stopped working"
     return ", ".join(f"{key}={value}" for key, value in detail.items()) or "-"
 
 
@@ -142,8 +150,22 @@ def user_row(user: AdminUser) -> tuple[str | Text, ...]:
     )
 
 
+def service_row(service: Service) -> tuple[str | Text, ...]:
+    """Last used: when, and from which address the service called (a key used from somewhere
+    unexpected shows here). A long description is cut short: the revoke question shows all."""
+    description = cell(service.description or "-")
+    description.truncate(DESCRIPTION_CELL, overflow="ellipsis")
+    return (
+        cell(service.name),
+        description,
+        local_date(service.created_at),
+        local_time(service.last_used_at) if service.last_used_at else "never",
+        cell(service.last_used_ip or "-"),
+    )
+
+
 class AdminPane(Vertical):
-    """Four sections in inner tabs. Compact (one-row) controls, so that at 80x24 every control
+    """Five sections in inner tabs. Compact (one-row) controls, so that at 80x24 every control
     is on screen and the tables keep most of the height.
 
     Refreshing is the home screen's `r`, which calls `reload()`.
@@ -168,12 +190,15 @@ class AdminPane(Vertical):
     AdminPane #admin-force-state { width: auto; margin-left: 1; }
     AdminPane #admin-grace { width: 8; }
     AdminPane .admin-note { color: $text-muted; margin-bottom: 1; }
-    AdminPane #admin-user-filter { width: 24; }
-    AdminPane #admin-result { width: 18; }
+    AdminPane #admin-user-filter { width: 18; }
+    AdminPane #admin-service-filter { width: 21; }
+    AdminPane #admin-result { width: 16; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         # The buttons name these keys; the footer has no room left for them at 80 columns.
         Binding("plus", "add_user", "Add user", show=False, id="admin-add-user"),
+        Binding("plus", "add_service", "Add service", show=False, id="admin-add-service"),
+        Binding("delete", "revoke_service", "Revoke", show=False, id="admin-revoke-service"),
         Binding("o", "older", "Load older", show=False, id="admin-older"),
     ]
 
@@ -184,6 +209,7 @@ class AdminPane(Vertical):
         super().__init__(id="admin-pane")
         self._policy: Policy | None = None
         self._users: dict[str, AdminUser] = {}
+        self._services: dict[str, Service] = {}
         self._next: dict[str, int | None] = {"history": None, "audit": None}
         self._section = "admin-policy"
 
@@ -224,13 +250,29 @@ class AdminPane(Vertical):
                     yield Button("Reset 2FA", variant="error", id="admin-reset", compact=True)
                     yield Button("Unlock", variant="warning", id="admin-unlock", compact=True)
                 yield DataTable(id="admin-users-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Ser[u]v[/u]ices", id="admin-services"):
+                with Horizontal(classes="admin-toolbar"):
+                    yield Button(
+                        "Add service (+)", variant="primary", id="admin-add-service", compact=True
+                    )
+                    yield Button(
+                        "Revoke (Del)", variant="error", id="admin-revoke-service", compact=True
+                    )
+                yield DataTable(id="admin-services-table", cursor_type="row", zebra_stripes=True)
             with TabPane("S[u]i[/u]gn-in history", id="admin-history"):
                 with Horizontal(classes="admin-toolbar"):
                     yield Field(
-                        placeholder="Username, then Enter",
+                        placeholder="User, then Enter",
                         id="admin-user-filter",
                         max_length=64,
                         compact=True,
+                    )
+                    yield Field(
+                        placeholder="Service, then Enter",
+                        id="admin-service-filter",
+                        max_length=64,
+                        compact=True,
+                        tooltip="Only what this service (sshd, say) asked; empty: everything",
                     )
                     yield Select(
                         [("All results", "all"), ("Successful", "ok"), ("Failed", "failed")],
@@ -256,6 +298,7 @@ class AdminPane(Vertical):
         )
         # Locks last seconds to minutes: counted down while anyone is locked.
         self._lock_timer = self.set_interval(1.0, self._count_down_locks, pause=True)
+        self._table("services").add_columns("Name", "Description", "Created", "Last used", "From")
         self._table("history").add_columns(
             "User", "Time", "Event", "Result", "Method", "IP", "Client", "Reason"
         )
@@ -269,6 +312,7 @@ class AdminPane(Vertical):
         """Fetch all four sections again, from the newest entries (the home screen's `r`)."""
         self.load_policy()
         self.load_users()
+        self.load_services()
         self.load_history(reset=True)
         self.load_audit(reset=True)
 
@@ -276,7 +320,7 @@ class AdminPane(Vertical):
         self.tfa.api_failed(error)
 
     def show_section(self, section: str) -> None:
-        """Open a section (Home's keys P, U, I, L); its main control takes the focus, so its
+        """Open a section (Home's keys P, U, V, I, L); its main control takes the focus, so its
         keys work at once."""
         tabs = self.query_one("#admin-tabs", TabbedContent)
         tabs.active = section
@@ -297,6 +341,8 @@ class AdminPane(Vertical):
         active = self._section
         if action == "add_user":
             return active == "admin-users"
+        if action in ("add_service", "revoke_service"):
+            return active == "admin-services"
         if action == "older":
             return active in ("admin-history", "admin-audit")
         return True
@@ -516,9 +562,88 @@ class AdminPane(Vertical):
         self.load_users()
         self.load_audit(reset=True)
 
+    # Services
+
+    @work(exclusive=True, exit_on_error=False, group="services")
+    async def load_services(self) -> None:
+        table = self._table("services")
+        table.loading = True
+        try:
+            services = await self.tfa.api.services()
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        finally:
+            table.loading = False
+        chosen = self._selected_service(quiet=True)
+        self._services = {service.name: service for service in services}
+        table.clear()
+        for service in services:
+            table.add_row(*service_row(service), key=service.name)
+        if chosen is not None and chosen.name in self._services:  # keep the cursor on it
+            table.move_cursor(row=table.get_row_index(chosen.name))
+
+    def _selected_service(self, *, quiet: bool = False) -> Service | None:
+        table = self._table("services")
+        if table.row_count == 0:
+            if not quiet:
+                self.notify("There is no service to choose.", severity="warning")
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self._services.get(key or "")
+
+    @on(Button.Pressed, "#admin-add-service")
+    @work(exclusive=True, exit_on_error=False, group="service-action")
+    async def action_add_service(self) -> None:
+        """The dialog, then the new key on a screen of its own, shown this once."""
+        from tfa_tui.screens.add_service import AddServiceScreen
+        from tfa_tui.screens.service_key import ServiceKeyScreen
+
+        service = await self.app.push_screen_wait(AddServiceScreen())
+        if service is None:
+            return
+        self.app.push_screen(ServiceKeyScreen(service))
+        self.load_services()
+        self.load_audit(reset=True)
+
+    @on(Button.Pressed, "#admin-revoke-service")
+    @work(exclusive=True, exit_on_error=False, group="service-action")
+    async def action_revoke_service(self) -> None:
+        service = self._selected_service()
+        if service is None:
+            return
+        name = visible(service.name)
+        used = (
+            f"last used {local_time(service.last_used_at)}"
+            + (f" from {visible(service.last_used_ip)}" if service.last_used_ip else "")
+            if service.last_used_at
+            else "never used"
+        )
+        if not await self.app.push_screen_wait(
+            ConfirmScreen(
+                f"Revoke the service {name}?",
+                f"{name} ({visible(service.description) or 'no description'}; {used}).\n\n"
+                f"Its key stops working at once: {name} can no longer check anyone's code"
+                " with tfa. This cannot be undone; to use it again, add it again and give it"
+                " the new key.",
+                confirm="Revoke",
+                danger=True,
+            )
+        ):
+            return
+        try:
+            await self.tfa.api.revoke_service(service.name)
+        except ApiError as exc:
+            self.failed(exc)
+            return
+        self.notify(f"{service.name} is revoked: its key no longer works.")
+        self.load_services()
+        self.load_audit(reset=True)
+
     # Sign-in history and audit log
 
     @on(Input.Submitted, "#admin-user-filter")
+    @on(Input.Submitted, "#admin-service-filter")
     @on(Select.Changed, "#admin-result")
     def _filter_changed(self) -> None:
         self.load_history(reset=True)
@@ -540,6 +665,7 @@ class AdminPane(Vertical):
             return
         table = self._table("history")
         username = self.query_one("#admin-user-filter", Input).value.strip() or None
+        service = self.query_one("#admin-service-filter", Input).value.strip() or None
         choice = self.query_one("#admin-result", Select).value
         result = {"ok": True, "failed": False}.get(str(choice))
         table.loading = True
@@ -547,6 +673,7 @@ class AdminPane(Vertical):
             page = await self.tfa.api.admin_history(
                 username=username,
                 success=result,
+                service=service,
                 limit=PAGE,
                 before=None if reset else self._next["history"],
             )

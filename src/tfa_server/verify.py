@@ -1,0 +1,210 @@
+"""The verify API: programs that guard another door (sshd and sudo through the PAM module, or
+any service) ask whether a user's code is right, under the same rules as tfa's own sign-in.
+
+A service key opens these calls and nothing else. The end user's address, as the service saw
+it, is the address that history records and the per-address limit counts; the service's own
+name and address go beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import sqlite3
+from ipaddress import ip_address
+
+from tfa_protocol import types as wire
+from tfa_server.auth import USERNAME, SignIn, canonical_username, code_refusal, history_event
+from tfa_server.core import Core, Origin
+from tfa_server.crypto import token_digest
+from tfa_server.errors import (
+    EnrollmentRequired,
+    InvalidCredentials,
+    InvalidRequest,
+    TotpNotEnabled,
+    Unauthorized,
+    UnknownUser,
+)
+from tfa_server.second_factor import Verdict, check, method_of
+from tfa_server.storage import history, policy, users
+from tfa_server.storage import second_factor as factor_rows
+from tfa_server.storage import services as service_rows
+from tfa_server.storage.database import transaction
+from tfa_server.storage.services import ServiceRow
+from tfa_server.storage.users import User
+from tfa_server.throttle import ThrottleState, after_failure
+
+# Writing last-used on every call would cost a synced write per code check.
+_TOUCH_INTERVAL = 60.0
+
+
+def new_service_key() -> str:
+    """256 random bits behind a prefix that secret scanners can be taught to spot."""
+    return wire.SERVICE_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _service_key(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if (
+        scheme.lower() != "bearer"
+        or not token.startswith(wire.SERVICE_KEY_PREFIX)
+        or len(token) > 128
+    ):
+        raise Unauthorized("This needs a service key (Authorization: Bearer tfasvc_...).")
+    return token
+
+
+async def resolve_service(core: Core, authorization: str | None, peer: str) -> ServiceRow:
+    """The registered service behind a key; a revoked key is refused at once."""
+    digest = token_digest(_service_key(authorization))
+    now = core.now()
+
+    def _load(conn: sqlite3.Connection) -> ServiceRow | None:
+        row = service_rows.by_digest(conn, digest)
+        stale = row is not None and (
+            row.last_used_at is None
+            or now - row.last_used_at >= _TOUCH_INTERVAL
+            or row.last_used_ip != peer
+        )
+        if row is not None and stale:
+            service_rows.touch(conn, row.id, now, peer)
+        return row
+
+    row = await core.db.run(_load)
+    if row is None:
+        raise Unauthorized("This service key is not valid (revoked, or never issued).")
+    return row
+
+
+def end_user_origin(service: ServiceRow, remote_ip: str | None, peer: str, agent: str) -> Origin:
+    """History and the per-address limit see the end user's address; without one, the
+    service's own (so a service that sends none shares one budget among its users)."""
+    if remote_ip is not None:
+        try:
+            remote_ip = str(ip_address(remote_ip))
+        except ValueError:
+            raise InvalidRequest("'remote_ip' must be an IP address.") from None
+    return Origin(remote_ip or peer, agent, service=service.name, service_ip=peer)
+
+
+def _days(seconds: float) -> int:
+    return max(1, math.ceil(seconds / 86400))
+
+
+class Verify:
+    def __init__(self, core: Core, sign_in: SignIn) -> None:
+        self.core = core
+        self.sign_in = sign_in
+
+    def _setup_hint(self) -> str:
+        url = self.core.settings.public_url
+        return f"tfa --server {url}" if url else "tfa"
+
+    async def _user(self, username: str) -> User:
+        name = canonical_username(username)
+        user = None
+        if USERNAME.fullmatch(name):
+            user = await self.core.db.run(lambda conn: users.by_name(conn, name))
+        if user is None:
+            raise UnknownUser(f"There is no tfa account '{username[:64]}'.")
+        return user
+
+    async def _record(self, user: User, origin: Origin, event: str, ok: bool, **kw: str) -> None:
+        entry = history_event(user, "", origin, event, ok, kw.get("method"), kw.get("reason"))
+        now = self.core.now()
+        await self.core.db.run(lambda conn: history.record(conn, entry, now))
+
+    async def start(self, username: str, origin: Origin) -> wire.VerifyStart:
+        """What the service should do next for this user."""
+        user = await self._user(username)
+        event = "verify_start"
+        if user.totp_enabled:
+            await self._record(user, origin, event, True, reason="totp_required")
+            return wire.AskForCode()
+        deadline = await self.core.db.run(lambda conn: policy.load(conn).enrollment_deadline())
+        now = self.core.now()
+        hint = self._setup_hint()
+        if deadline is None:
+            await self._record(user, origin, event, True, reason="not_required")
+            return wire.Allow(
+                "Two-factor authentication is not set up for this account. Set it up from any"
+                f" terminal: {hint}"
+            )
+        if deadline > now:
+            days = _days(deadline - now)
+            await self._record(user, origin, event, True, reason="grace_period")
+            return wire.Allow(
+                f"Your administrator requires two-factor authentication in {days}"
+                f" day{'s' if days != 1 else ''}. Set it up now from any terminal: {hint}"
+            )
+        await self._record(user, origin, event, False, reason="enrollment_required")
+        return wire.Deny("enrollment_required", self._enroll_message())
+
+    def _enroll_message(self) -> str:
+        return (
+            "Your administrator requires two-factor authentication, and it is not set up for"
+            f" this account. Set it up from any terminal: {self._setup_hint()}"
+            " and then sign in here again."
+        )
+
+    async def verify(
+        self, username: str, code: str, password: str | None, origin: Origin
+    ) -> wire.Verified:
+        """The code (and the password, when given) under the sign-in's rules: its throttles,
+        one step either side, every code spent once wherever it was used."""
+        core = self.core
+        user = await self._user(username)
+        async with core.account_locks.hold(user.username):
+            user = await self._user(user.username)
+            if password is not None:
+                await self.sign_in.refuse_if_throttled(
+                    user, user.username, origin, "verify", "password"
+                )
+                if not await self.sign_in.verify_password(
+                    user, user.username, password, origin, "verify"
+                ):
+                    raise InvalidCredentials("Wrong username or password.")
+            if not user.totp_enabled:
+                await self._refuse_without_2fa(user, origin)
+            method = method_of(code, core)
+            await self.sign_in.refuse_if_throttled(user, user.username, origin, "verify", method)
+            attempt_at = core.now()
+            core.addresses.fail(origin.ip, attempt_at)
+
+            def _attempt(conn: sqlite3.Connection) -> tuple[Verdict, int]:
+                now = core.now()
+                with transaction(conn):
+                    verdict = check(conn, core, user.id, code, method)
+                    if verdict is Verdict.ACCEPTED:
+                        users.save_throttle(conn, user.id, ThrottleState())
+                    elif verdict is Verdict.WRONG:
+                        state = after_failure(user.throttle, now, core.settings.throttle)
+                        users.save_throttle(conn, user.id, state)
+                    ok = verdict is Verdict.ACCEPTED
+                    reason = None if ok else verdict.value
+                    entry = history_event(user, "", origin, "verify", ok, method, reason)
+                    history.record(conn, entry, now)
+                    return verdict, factor_rows.recovery_codes_left(conn, user.id)
+
+            try:
+                verdict, left = await core.db.run(_attempt)
+            except BaseException:
+                core.addresses.forgive(origin.ip, attempt_at)  # nothing checked: no guess
+                raise
+        if verdict is not Verdict.WRONG:
+            core.addresses.forgive(origin.ip, attempt_at)
+        if verdict is Verdict.ACCEPTED:
+            return wire.Verified("allow", method, left)
+        raise code_refusal(verdict, method)
+
+    async def _refuse_without_2fa(self, user: User, origin: Origin) -> None:
+        deadline = await self.core.db.run(lambda conn: policy.load(conn).enrollment_deadline())
+        if deadline is not None and deadline <= self.core.now():
+            await self._record(user, origin, "verify", False, reason="enrollment_required")
+            raise EnrollmentRequired(self._enroll_message())
+        await self._record(user, origin, "verify", False, reason="totp_not_enabled")
+        raise TotpNotEnabled(
+            "Two-factor authentication is not set up for this account, so there is no code to"
+            f" check. Set it up from any terminal: {self._setup_hint()}"
+        )
