@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import keyring
 import pytest
 from keyring.backend import KeyringBackend
 from textual.pilot import Pilot
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, Static
 
 from tfa_tui import words
@@ -22,6 +22,8 @@ from tfa_tui.app import TfaApp
 from tfa_tui.session_store import SessionStore
 
 from ..conftest import RunningServer, enable_totp, login
+
+D = TypeVar("D", bound=Screen[Any])
 
 
 class MemoryKeyring(KeyringBackend):
@@ -119,6 +121,22 @@ async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str)
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.01)
+
+
+async def dialog_open(app: TfaApp, pilot: Pilot[None], kind: type[D]) -> D:
+    """Wait until a screen of this kind is on top with its buttons laid out (a worker pushes
+    it; a click before the layout lands elsewhere, as a loaded machine showed)."""
+    await wait_for(pilot, lambda: isinstance(app.screen, kind), f"the {kind.__name__}")
+    await wait_for(
+        pilot,
+        lambda: (
+            any(True for _ in app.screen.query("Button"))
+            and all(button.region.area > 0 for button in app.screen.query("Button"))
+        ),
+        "its buttons",
+    )
+    assert isinstance(app.screen, kind)
+    return app.screen
 
 
 def record_notices(app: TfaApp) -> list[str]:

@@ -9,13 +9,11 @@ app's own (`api.login` and `signed_in`): these tests are about what comes after 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
 
 import msgspec
 from msgspec.structs import replace
 from textual import events
 from textual.pilot import Pilot
-from textual.screen import Screen
 from textual.widgets import Checkbox, DataTable, Input, Static, Switch, TabbedContent
 
 from tfa_server.admin import Actor, Admin
@@ -32,10 +30,9 @@ from tfa_tui.widgets.admin_pane import AdminPane
 from tfa_tui.words import REASONS, local_time
 
 from ..conftest import PASSWORD, START, RunningServer, bearer, enable_totp, login, totp_code
-from .conftest import running_app, settle, shown, wait_for
+from .conftest import dialog_open, running_app, settle, shown, wait_for
 
 ADMIN_PW = "root-pw-1"
-D = TypeVar("D", bound=Screen[Any])
 
 
 async def at_home(
@@ -77,14 +74,6 @@ async def open_add_user(app: TfaApp, pilot: Pilot[None]) -> AddUserScreen:
     dialog = await dialog_open(app, pilot, AddUserScreen)
     await wait_for(pilot, lambda: app.focused is not None, "the dialog's focus")
     return dialog
-
-
-async def dialog_open(app: TfaApp, pilot: Pilot[None], kind: type[D]) -> D:
-    """Wait until a dialog of this kind is on top with its buttons (a worker pushes it)."""
-    await wait_for(pilot, lambda: isinstance(app.screen, kind), f"the {kind.__name__}")
-    await wait_for(pilot, lambda: bool(app.screen.query("Button")), "the dialog's buttons")
-    assert isinstance(app.screen, kind)
-    return app.screen
 
 
 def focused_id(app: TfaApp) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import stat
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import msgspec
@@ -35,12 +35,11 @@ from tfa_tui.widgets.admin_pane import AdminPane
 from tfa_tui.words import local_date, local_time
 
 from ..conftest import PASSWORD, RunningServer, bearer, enable_totp, login, totp_code
-from .conftest import notices, running_app, settle, shown, wait_for
+from .conftest import dialog_open, notices, running_app, settle, shown, wait_for
 
 ROOT_PW = "root-pw-1"
 KEY = re.compile(r"tfasvc_[A-Za-z0-9_-]{43}")
 END_USER = "203.0.113.7"  # the address sshd saw (TEST-NET-3: never a real peer)
-D = TypeVar("D", bound=Screen[Any])
 
 
 # The service's side: HTTP with its key, as the PAM module calls
@@ -109,14 +108,6 @@ async def open_services(app: TfaApp, pilot: Pilot[None]) -> AdminPane:
     pane = app.screen.query_one(AdminPane)
     assert pane.query_one("#admin-tabs", TabbedContent).active == "admin-services"
     return pane
-
-
-async def dialog_open(app: TfaApp, pilot: Pilot[None], kind: type[D]) -> D:
-    """Wait until a screen of this kind is on top with its buttons (a worker pushes it)."""
-    await wait_for(pilot, lambda: isinstance(app.screen, kind), f"the {kind.__name__}")
-    await wait_for(pilot, lambda: bool(app.screen.query("Button")), "its buttons")
-    assert isinstance(app.screen, kind)
-    return app.screen
 
 
 async def back_home(app: TfaApp, pilot: Pilot[None]) -> None:
