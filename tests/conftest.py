@@ -150,6 +150,16 @@ async def sign_in_with_totp(
     return second.json()  # type: ignore[no-any-return]
 
 
+async def user_with_2fa(
+    server: RunningServer, client: httpx.AsyncClient, name: str = "alice"
+) -> tuple[str, list[str], str]:
+    """(TOTP secret, recovery codes, a full session token) for a new account `name`."""
+    await server.add_user(name)
+    token = (await login(client, name))["token"]
+    secret, codes = await enable_totp(client, token, server.clock)
+    return secret, codes, token
+
+
 async def gather(*calls: Awaitable[Any]) -> list[Any]:
     return list(await asyncio.gather(*calls))
 
@@ -167,4 +177,5 @@ __all__ = [
     "sign_in_with_totp",
     "start_server",
     "totp_code",
+    "user_with_2fa",
 ]

@@ -38,7 +38,14 @@ from tfa_server.admin import Actor, Admin
 from tfa_server.app import Application, initialise, open_core
 from tfa_server.pam import PAM_MODULE
 
-from .conftest import FakeClock, RunningServer, bearer, enable_totp, login, make_settings, totp_code
+from .conftest import (
+    FakeClock,
+    RunningServer,
+    bearer,
+    make_settings,
+    totp_code,
+    user_with_2fa,
+)
 from .system.harness import requires, throwaway_group, throwaway_user
 
 SERVICE = "sshd-test"  # the PAM service name pamh.service gives (the program's)
@@ -231,16 +238,6 @@ async def door(
     key = (await Admin(server.core).add_service(ROOT, TFA_SERVICE, "")).key
     key_file = write_key_file(tmp_path / "service.key", key)
     return Door(pam_tfa, recorder, server.base_url, key_file, key)
-
-
-async def user_with_2fa(
-    server: RunningServer, client: httpx.AsyncClient, name: str = "alice"
-) -> tuple[str, list[str], str]:
-    """(TOTP secret, recovery codes, a full session token) for a new account `name`."""
-    await server.add_user(name)
-    token = (await login(client, name))["token"]
-    secret, codes = await enable_totp(client, token, server.clock)
-    return secret, codes, token
 
 
 def wrong_code(secret: str, clock: FakeClock) -> str:

@@ -27,6 +27,7 @@ from .conftest import (
     login,
     start_server,
     totp_code,
+    user_with_2fa,
 )
 
 VERIFY = "/api/v1/verify"
@@ -36,16 +37,6 @@ ROOT = Actor("root", None)
 
 async def new_service(server: RunningServer, name: str = "sshd-bastion") -> str:
     return (await Admin(server.core).add_service(ROOT, name, "the bastion")).key
-
-
-async def user_with_2fa(
-    server: RunningServer, client: httpx.AsyncClient, name: str = "alice"
-) -> tuple[str, list[str], str]:
-    """(TOTP secret, recovery codes, a full session token)."""
-    await server.add_user(name)
-    token = (await login(client, name))["token"]
-    secret, codes = await enable_totp(client, token, server.clock)
-    return secret, codes, token
 
 
 async def history(client: httpx.AsyncClient, token: str, **query: str) -> list[dict[str, Any]]:

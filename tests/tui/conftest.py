@@ -17,11 +17,13 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, Static
 
 from tfa_tui import words
+from tfa_tui.api import TotpRequired
 from tfa_tui.api.client import TfaClient
 from tfa_tui.app import TfaApp
+from tfa_tui.screens.home import HomeScreen
 from tfa_tui.session_store import SessionStore
 
-from ..conftest import RunningServer, enable_totp, login
+from ..conftest import PASSWORD, RunningServer, enable_totp, login, totp_code
 
 D = TypeVar("D", bound=Screen[Any])
 
@@ -136,6 +138,27 @@ async def dialog_open(app: TfaApp, pilot: Pilot[None], kind: type[D]) -> D:
         "its buttons",
     )
     assert isinstance(app.screen, kind)
+    return app.screen
+
+
+async def at_home(
+    app: TfaApp,
+    pilot: Pilot[None],
+    server: RunningServer,
+    username: str,
+    password: str = PASSWORD,
+    secret: str | None = None,
+) -> HomeScreen:
+    """Sign in through the app's own client (the second factor too) and wait for Home."""
+    result = await app.api.login(username, password)
+    if isinstance(result, TotpRequired):
+        assert secret is not None
+        result = await app.api.login_totp(totp_code(secret, server.clock))
+        server.clock.advance(30)
+    app.signed_in(result, remember=False)
+    await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "the home screen")
+    await settle(app, pilot)
+    assert isinstance(app.screen, HomeScreen)
     return app.screen
 
 

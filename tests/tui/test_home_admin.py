@@ -19,7 +19,7 @@ from textual.widgets import Checkbox, DataTable, Input, Static, Switch, TabbedCo
 from tfa_server.admin import Actor, Admin
 from tfa_server.openapi import document as openapi_document
 from tfa_server.second_factor import Verdict
-from tfa_tui.api import HistoryItem, TotpRequired
+from tfa_tui.api import HistoryItem
 from tfa_tui.app import TfaApp
 from tfa_tui.commands import TfaCommands
 from tfa_tui.screens.add_user import AddUserScreen
@@ -29,31 +29,10 @@ from tfa_tui.screens.setup import SetupScreen
 from tfa_tui.widgets.admin_pane import AdminPane
 from tfa_tui.words import REASONS, local_time
 
-from ..conftest import PASSWORD, START, RunningServer, bearer, enable_totp, login, totp_code
-from .conftest import dialog_open, running_app, settle, shown, wait_for
+from ..conftest import PASSWORD, START, RunningServer, bearer, enable_totp, login
+from .conftest import at_home, dialog_open, running_app, settle, shown, wait_for
 
 ADMIN_PW = "root-pw-1"
-
-
-async def at_home(
-    app: TfaApp,
-    pilot: Pilot[None],
-    server: RunningServer,
-    username: str,
-    password: str = PASSWORD,
-    secret: str | None = None,
-) -> HomeScreen:
-    """Sign in through the app's own client (the second factor too) and wait for Home."""
-    result = await app.api.login(username, password)
-    if isinstance(result, TotpRequired):
-        assert secret is not None
-        result = await app.api.login_totp(totp_code(secret, server.clock))
-        server.clock.advance(30)
-    app.signed_in(result, remember=False)
-    await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "the home screen")
-    await settle(app, pilot)
-    assert isinstance(app.screen, HomeScreen)
-    return app.screen
 
 
 async def with_2fa(server: RunningServer, username: str, password: str = PASSWORD) -> str:

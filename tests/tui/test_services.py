@@ -24,7 +24,7 @@ from textual.widgets import Button, DataTable, Input, TabbedContent
 from textual.widgets._data_table import default_cell_formatter
 
 from tfa_server.admin import Actor, Admin
-from tfa_tui.api import Conflict, HistoryItem, InvalidRequest, NotFound, TotpRequired
+from tfa_tui.api import Conflict, HistoryItem, InvalidRequest, NotFound
 from tfa_tui.api.client import TfaClient
 from tfa_tui.app import TfaApp
 from tfa_tui.screens.add_service import AddServiceScreen
@@ -34,8 +34,8 @@ from tfa_tui.screens.service_key import ServiceKeyScreen
 from tfa_tui.widgets.admin_pane import AdminPane
 from tfa_tui.words import local_date, local_time
 
-from ..conftest import PASSWORD, RunningServer, bearer, enable_totp, login, totp_code
-from .conftest import dialog_open, notices, running_app, settle, shown, wait_for
+from ..conftest import RunningServer, bearer, enable_totp, login, totp_code
+from .conftest import at_home, dialog_open, notices, running_app, settle, shown, wait_for
 
 ROOT_PW = "root-pw-1"
 KEY = re.compile(r"tfasvc_[A-Za-z0-9_-]{43}")
@@ -78,27 +78,6 @@ async def with_2fa(server: RunningServer, username: str) -> str:
 
 
 # The person's side
-
-
-async def at_home(
-    app: TfaApp,
-    pilot: Pilot[None],
-    server: RunningServer,
-    username: str,
-    password: str = PASSWORD,
-    secret: str | None = None,
-) -> HomeScreen:
-    """Signed in through the app's own client (the sign-in screen is tested elsewhere)."""
-    result = await app.api.login(username, password)
-    if isinstance(result, TotpRequired):
-        assert secret is not None
-        result = await app.api.login_totp(totp_code(secret, server.clock))
-        server.clock.advance(30)
-    app.signed_in(result, remember=False)
-    await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "the home screen")
-    await settle(app, pilot)
-    assert isinstance(app.screen, HomeScreen)
-    return app.screen
 
 
 async def open_services(app: TfaApp, pilot: Pilot[None]) -> AdminPane:
