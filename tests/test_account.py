@@ -122,6 +122,7 @@ class TestMe:
         assert body == {
             "username": "alice",
             "is_admin": False,
+            "password_change_required": False,
             "totp_enabled": False,
             "totp_enabled_at": None,
             "recovery_codes_left": 0,

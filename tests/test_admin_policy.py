@@ -3,6 +3,7 @@ audit log, against the real server."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,6 +97,11 @@ ADMIN_CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/admin/users", {"username": "mallory", "password": PASSWORD}),
     ("POST", "/api/v1/admin/users/alice/reset-2fa", None),
     ("POST", "/api/v1/admin/users/alice/unlock", None),
+    ("POST", "/api/v1/admin/users/alice/password", {"password": PASSWORD}),
+    ("POST", "/api/v1/admin/users/alice/disable", None),
+    ("POST", "/api/v1/admin/users/alice/enable", None),
+    ("PUT", "/api/v1/admin/users/alice", {"is_admin": True}),
+    ("DELETE", "/api/v1/admin/users/alice", None),
     ("GET", "/api/v1/admin/history", None),
     ("GET", "/api/v1/admin/audit", None),
     ("GET", "/api/v1/admin/services", None),
@@ -112,7 +118,10 @@ class TestAdminAccess:
             if route.path.startswith("/api/v1/admin")
         }
         listed = {
-            (method, path.replace("/alice/", "/{username}/").replace("/sshd", "/{name}"))
+            (
+                method,
+                re.sub(r"/alice(/|$)", r"/{username}\1", path).replace("/sshd", "/{name}"),
+            )
             for method, path, _ in ADMIN_CALLS
         }
         assert listed == routes
@@ -458,6 +467,8 @@ class TestUsers:
             "last_login": {"at": iso(START + 60), "ip": "127.0.0.1", "client": CLIENT},
             "failed_attempts": 0,
             "locked_until": None,
+            "disabled_at": None,
+            "password_change_required": False,
         }
         assert items["root"]["is_admin"] is True
         assert items["root"]["totp_enabled"] is False

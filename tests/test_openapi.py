@@ -31,6 +31,12 @@ REQUEST_BODIES: dict[str, tuple[list[str], set[str]]] = {
     "addService": (["name"], {"name", "description"}),
     "verifyStart": (["username"], {"username", "remote_ip"}),
     "verify": (["username", "code"], {"username", "code", "remote_ip", "password"}),
+    "changePassword": (
+        ["current_password", "new_password"],
+        {"current_password", "new_password", "code"},
+    ),
+    "resetUserPassword": (["password"], {"password", "temporary"}),
+    "updateUser": (["is_admin"], {"is_admin"}),
 }
 OPTIONAL_BODIES = {"setupTotp"}  # no body at all is fine too
 # A body each of those would accept, so that only the field under test can make it a 400.
@@ -47,10 +53,14 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "addService": {"name": "sshd-bastion"},
     "verifyStart": {"username": "root"},
     "verify": {"username": "root", "code": "123456"},
+    "changePassword": {"current_password": PASSWORD, "new_password": "a new passphrase"},
+    "resetUserPassword": {"password": "a temporary one"},
+    "updateUser": {"is_admin": True},
 }
 VALID_ME = {
     "username": "alice",
     "is_admin": False,
+    "password_change_required": False,
     "totp_enabled": False,
     "totp_enabled_at": None,
     "recovery_codes_left": 0,
@@ -299,7 +309,7 @@ class TestUnknownAddresses:
             "/api/v1",
             "/api/v2/me",
             "/api/v1/me/extra",
-            "/api/v1/admin/users/alice",
+            "/api/v1/admin/users/alice/extra",
             "/api/v1/me/sessions/1/2",
             "/API/V1/ME",
         ],

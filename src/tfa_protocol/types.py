@@ -37,6 +37,15 @@ USERNAME_RULE = (
 )
 SHORT_PASSWORD = f"Passwords need at least {MIN_PASSWORD_LENGTH} characters."
 Code = Annotated[str, Meta(max_length=64, description="6-digit TOTP code or a recovery code")]
+NewPassword = Annotated[
+    str,
+    Meta(
+        min_length=MIN_PASSWORD_LENGTH,
+        max_length=MAX_PASSWORD_LENGTH,
+        description="8 to 1024 characters, any kind (no composition rules)",
+        extra={"refusal": SHORT_PASSWORD},
+    ),
+]
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True):
@@ -113,15 +122,34 @@ class CreateUserRequest(Request):
             extra={"refusal": USERNAME_RULE},
         ),
     ]
-    password: Annotated[
-        str,
-        Meta(
-            min_length=MIN_PASSWORD_LENGTH,
-            max_length=MAX_PASSWORD_LENGTH,
-            extra={"refusal": SHORT_PASSWORD},
-        ),
-    ]
+    password: NewPassword
     is_admin: bool = False
+
+
+class ChangePasswordRequest(Request):
+    current_password: Password
+    new_password: NewPassword
+    code: (
+        Annotated[
+            Code,
+            Meta(
+                description="Required when the account has 2FA, except in a password_change"
+                " session (the second factor follows the change there)"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+class ResetPasswordRequest(Request):
+    password: NewPassword
+    temporary: Annotated[
+        bool, Meta(description="The user must choose a new password at the next sign-in")
+    ] = True
+
+
+class UpdateUserRequest(Request):
+    is_admin: bool
 
 
 # Queries: absent is UNSET, so the document shows no null where a query string has none.
@@ -169,6 +197,7 @@ class PolicyBrief(Answer):
 class Me(Answer):
     username: str
     is_admin: bool
+    password_change_required: bool
     totp_enabled: bool
     totp_enabled_at: Time | None
     recovery_codes_left: Count
@@ -209,7 +238,15 @@ class EnrollmentRequired(_SignIn, tag="enrollment_required"):
     user: Me
 
 
-SignInResult = Authenticated | TotpRequired | EnrollmentRequired
+class PasswordChangeRequired(_SignIn, tag="password_change_required"):
+    """An administrator set a temporary password: the token opens only GET /me, POST
+    /me/password (the temporary password is the current one) and logout; the change's
+    answer continues the sign-in."""
+
+    user: Challenged
+
+
+SignInResult = Authenticated | TotpRequired | EnrollmentRequired | PasswordChangeRequired
 
 
 class TotpSetup(Answer):
@@ -239,7 +276,9 @@ Event = Annotated[
     Meta(
         description="password, second_factor, reauthentication, totp_enabled, totp_disabled,"
         " recovery_codes_regenerated, logout, forced_sign_out, session_revoked,"
-        " session_restricted, totp_reset_by_admin, verify_start, verify"
+        " session_restricted, totp_reset_by_admin, verify_start, verify, password_changed,"
+        " password_reset_by_admin, account_disabled, account_enabled, account_deleted,"
+        " admin_granted, admin_revoked"
     ),
 ]
 Reason = Annotated[
@@ -247,7 +286,8 @@ Reason = Annotated[
     Meta(
         description="bad_password, unknown_user, bad_code, code_reused, throttled,"
         " expired_challenge, enrollment_required, totp_required, policy_requires_2fa,"
-        " session_limit, not_required, grace_period, totp_not_enabled"
+        " session_limit, not_required, grace_period, totp_not_enabled, account_disabled,"
+        " password_change_required, temporary"
     ),
 ]
 
@@ -287,6 +327,13 @@ class AdminHistoryItem(HistoryItem):
         ),
     ]
     known_user: bool
+    account_deleted: Annotated[
+        bool,
+        Meta(
+            description="The account this row belonged to was deleted since; a new account"
+            " with the same name does not see it"
+        ),
+    ]
 
 
 NextBefore = Annotated[int | None, Meta(description="Pass as `before` for the next page")]
@@ -309,7 +356,7 @@ class Session(Answer):
     expires_at: Time
     ip: str
     client: str
-    kind: Literal["enrollment", "full"]
+    kind: Literal["password_change", "enrollment", "full"]
     current: bool
 
 
@@ -333,6 +380,10 @@ class AdminUser(Answer):
     last_login: LoginInfo | None
     failed_attempts: Count
     locked_until: Time | None
+    disabled_at: Annotated[
+        Time | None, Meta(description="Set while the account is disabled: no sign-in, no session")
+    ]
+    password_change_required: bool
 
 
 class UserList(Answer):

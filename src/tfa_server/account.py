@@ -1,16 +1,19 @@
-"""What a signed-in person does to their own account: 2FA, recovery codes, history, sessions."""
+"""What a signed-in person does to their own account: password, 2FA, recovery codes,
+history, sessions."""
 
 from __future__ import annotations
 
+import hmac
 import sqlite3
 
 from tfa_protocol import types as wire
 from tfa_server import totp, views
-from tfa_server.auth import SignIn, history_event
+from tfa_server.auth import SignedIn, SignIn, history_event
 from tfa_server.core import Core, Origin
 from tfa_server.errors import (
     Conflict,
     InvalidCode,
+    InvalidRequest,
     NotFound,
     PasswordRequired,
     PolicyRequires2fa,
@@ -188,6 +191,47 @@ class Account:
 
         codes = await self.sign_in.reauthenticate(user.id, password, code, origin, _regenerate)
         return wire.RecoveryCodes(codes)
+
+    async def change_password(
+        self,
+        session: Session,
+        current: str,
+        new: str,
+        code: str | None,
+        origin: Origin,
+    ) -> SignedIn | None:
+        """The current password (and a code, with 2FA) for a new one; every other session
+        ends. A session from a temporary password ends too, and its answer is the sign-in's
+        next step (the second factor, or 2FA set-up), since the password alone is no sign-in."""
+        core = self.core
+        if hmac.compare_digest(current.encode(), new.encode()):
+            raise InvalidRequest("The new password must differ from the current one.")
+        restricted = session.kind == "password_change"
+        user = await core.db.run(lambda conn: _user(conn, session.user_id))
+        if user.totp_enabled and not restricted and code is None:
+            raise InvalidRequest(
+                "Enter a code from your authenticator app (or a recovery code): this account"
+                " has two-factor authentication."
+            )
+        new_hash = await core.passwords.hash(new)
+
+        def _change(conn: sqlite3.Connection, method: Method | None) -> SignedIn | None:
+            now = core.now()
+            users.set_password(conn, user.id, new_hash, change_required=False)
+            session_rows.revoke_others(conn, user.id, session.id, now)
+            entry = history_event(user, "", origin, "password_changed", True, method or "password")
+            history.record(conn, entry, now)
+            if not restricted:
+                return None
+            session_rows.revoke(conn, session.id, now)
+            return self.sign_in.next_step(conn, _user(conn, user.id), origin)
+
+        if user.totp_enabled and not restricted:
+            assert code is not None
+            return await self.sign_in.reauthenticate(user.id, current, code, origin, _change)
+        return await self.sign_in.with_password(
+            user.id, current, origin, lambda conn: _change(conn, None)
+        )
 
     async def history(
         self,

@@ -1,4 +1,4 @@
-"""Administration: policy, accounts, everyone's history and the audit log.
+"""Administration: policy, accounts and their lifecycle, everyone's history and the audit log.
 
 Shared by the HTTP API and the `tfa-server` CLI, so both are audited the same way.
 """
@@ -6,6 +6,7 @@ Shared by the HTTP API and the `tfa-server` CLI, so both are audited the same wa
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,55 +138,162 @@ class Admin:
 
         return self._view(await self.core.db.run(_create))
 
+    def _on_user(
+        self, username: str, work: Callable[[sqlite3.Connection, User, float], None]
+    ) -> Callable[[sqlite3.Connection], User]:
+        """`work` on the named account in one transaction; the account as it is after."""
+
+        def _run(conn: sqlite3.Connection) -> User:
+            with transaction(conn):
+                user = _target(conn, username)
+                work(conn, user, self.core.now())
+                fresh = users.by_id(conn, user.id)
+                assert fresh is not None
+                return fresh
+
+        return _run
+
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        actor: Actor,
+        user: User,
+        event: str,
+        action: str,
+        detail: dict[str, Any],
+        reason: str | None = None,
+    ) -> None:
+        """An administrator's act on an account: in the audit log and the account's history."""
+        origin = actor.origin or Origin("", "tfa-server cli")
+        entry = history_event(user, "", origin, event, True, None, reason)
+        history.record(conn, entry, self.core.now())
+        self._audit(conn, actor, action, user.username, detail)
+
+    def _keep_an_administrator(
+        self,
+        conn: sqlite3.Connection,
+        actor: Actor,
+        user: User,
+        doing: str,
+        *,
+        may_be_own: bool = False,
+    ) -> None:
+        """Someone must be able to administer tfa afterwards, and nobody locks themselves
+        out by a slip: another administrator disables or deletes an administrator."""
+        if actor.name == user.username and not may_be_own:
+            raise Conflict(
+                f"You cannot {doing} your own account: another administrator must do it."
+            )
+        if user.is_admin and user.disabled_at is None and users.enabled_admins(conn) <= 1:
+            raise Conflict(
+                f"{user.username} is the last enabled administrator, so you cannot {doing} this"
+                " account. Make another account an administrator first."
+            )
+
     async def reset_2fa(self, actor: Actor, username: str) -> wire.AdminUser:
         """Remove the user's 2FA and end their sessions, for a person who lost their phone; a
         user without 2FA is refused (409) and nothing changes."""
 
-        def _reset(conn: sqlite3.Connection) -> User:
-            now = self.core.now()
-            with transaction(conn):
-                user = _target(conn, username)
-                if not factor_rows.remove(conn, user.id):
-                    # Nothing to reset: a "reset" would still end every session and stand in
-                    # the audit log as one. The transaction rolls back a pending setup too.
-                    raise Conflict(f"{user.username} has no two-factor authentication to reset.")
-                ended = session_rows.revoke_all(conn, user.id, now)
-                origin = actor.origin or Origin("", "tfa-server cli")
-                history.record(
-                    conn,
-                    history_event(user, "", origin, "totp_reset_by_admin", True, None),
-                    now,
-                )
-                self._audit(
-                    conn,
-                    actor,
-                    "totp_reset",
-                    user.username,
-                    {"had_2fa": True, "sessions_ended": ended},
-                )
-                fresh = users.by_id(conn, user.id)
-                assert fresh is not None
-                return fresh
+        def _reset(conn: sqlite3.Connection, user: User, now: float) -> None:
+            if not factor_rows.remove(conn, user.id):
+                # Nothing to reset: a "reset" would still end every session and stand in
+                # the audit log as one. The transaction rolls back a pending setup too.
+                raise Conflict(f"{user.username} has no two-factor authentication to reset.")
+            ended = session_rows.revoke_all(conn, user.id, now)
+            detail = {"had_2fa": True, "sessions_ended": ended}
+            self._record(conn, actor, user, "totp_reset_by_admin", "totp_reset", detail)
 
-        return self._view(await self.core.db.run(_reset))
+        return self._view(await self.core.db.run(self._on_user(username, _reset)))
 
     async def unlock(self, actor: Actor, username: str) -> wire.AdminUser:
-        def _unlock(conn: sqlite3.Connection) -> User:
-            with transaction(conn):
-                user = _target(conn, username)
-                users.save_throttle(conn, user.id, ThrottleState())
-                self._audit(
-                    conn,
-                    actor,
-                    "user_unlocked",
-                    user.username,
-                    {"failed_attempts": user.failed_attempts},
-                )
-                fresh = users.by_id(conn, user.id)
-                assert fresh is not None
-                return fresh
+        def _unlock(conn: sqlite3.Connection, user: User, now: float) -> None:
+            users.save_throttle(conn, user.id, ThrottleState())
+            detail = {"failed_attempts": user.failed_attempts}
+            self._audit(conn, actor, "user_unlocked", user.username, detail)
 
-        return self._view(await self.core.db.run(_unlock))
+        return self._view(await self.core.db.run(self._on_user(username, _unlock)))
+
+    async def reset_password(
+        self, actor: Actor, username: str, password: str, temporary: bool
+    ) -> wire.AdminUser:
+        """For a person who forgot theirs: every session ends, the throttle clears, and a
+        temporary password must be replaced at the next sign-in before anything else."""
+        problem = password_problem(password)
+        if problem:
+            raise InvalidRequest(problem)
+        password_hash = await self.core.passwords.hash(password)
+
+        def _reset(conn: sqlite3.Connection, user: User, now: float) -> None:
+            users.set_password(conn, user.id, password_hash, change_required=temporary)
+            ended = session_rows.revoke_all(conn, user.id, now)
+            detail = {"temporary": temporary, "sessions_ended": ended}
+            reason = "temporary" if temporary else None
+            self._record(
+                conn, actor, user, "password_reset_by_admin", "password_reset", detail, reason
+            )
+
+        return self._view(await self.core.db.run(self._on_user(username, _reset)))
+
+    async def disable(self, actor: Actor, username: str) -> wire.AdminUser:
+        """At once: every session and sign-in in progress ends, and no new one starts."""
+
+        def _disable(conn: sqlite3.Connection, user: User, now: float) -> None:
+            if user.disabled_at is not None:
+                raise Conflict(f"{user.username} is already disabled.")
+            self._keep_an_administrator(conn, actor, user, "disable")
+            users.set_disabled(conn, user.id, now)
+            ended = session_rows.revoke_all(conn, user.id, now)
+            detail = {"sessions_ended": ended}
+            self._record(conn, actor, user, "account_disabled", "user_disabled", detail)
+
+        return self._view(await self.core.db.run(self._on_user(username, _disable)))
+
+    async def enable(self, actor: Actor, username: str) -> wire.AdminUser:
+        def _enable(conn: sqlite3.Connection, user: User, now: float) -> None:
+            if not users.set_disabled(conn, user.id, None):
+                raise Conflict(f"{user.username} is not disabled.")
+            disabled_for = round(now - (user.disabled_at or now))
+            detail = {"disabled_seconds": disabled_for}
+            self._record(conn, actor, user, "account_enabled", "user_enabled", detail)
+
+        return self._view(await self.core.db.run(self._on_user(username, _enable)))
+
+    async def set_admin(self, actor: Actor, username: str, is_admin: bool) -> wire.AdminUser:
+        """Idempotent, as PUT is: asking for what already holds changes and records nothing."""
+
+        def _set(conn: sqlite3.Connection, user: User, now: float) -> None:
+            if user.is_admin == is_admin:
+                return
+            if not is_admin:
+                doing = "remove administrator rights from"
+                self._keep_an_administrator(conn, actor, user, doing, may_be_own=True)
+            users.set_admin(conn, user.id, is_admin)
+            event = "admin_granted" if is_admin else "admin_revoked"
+            self._record(conn, actor, user, event, event, {"is_admin": is_admin})
+
+        return self._view(await self.core.db.run(self._on_user(username, _set)))
+
+    async def delete(self, actor: Actor, username: str) -> None:
+        """The account, its secrets, codes and sessions go; its history stays for
+        administrators under the old name, marked, and the name is free again."""
+
+        def _delete(conn: sqlite3.Connection, user: User, now: float) -> None:
+            self._keep_an_administrator(conn, actor, user, "delete")
+            ended = session_rows.revoke_all(conn, user.id, now)
+            detail = {
+                "was_admin": user.is_admin,
+                "had_2fa": user.totp_enabled,
+                "sessions_ended": ended,
+            }
+            self._record(conn, actor, user, "account_deleted", "user_deleted", detail)
+            history.mark_deleted(conn, user.id)
+            users.delete(conn, user.id)
+
+        def _run(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                _delete(conn, _target(conn, username), self.core.now())
+
+        await self.core.db.run(_run)
 
     async def add_service(self, actor: Actor, name: str, description: str) -> wire.NewService:
         """A relying service and its key, which this answer holds once: only its hash is kept."""

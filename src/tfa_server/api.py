@@ -30,14 +30,23 @@ from tfa_server.http.router import Router
 from tfa_server.storage import users
 from tfa_server.storage.database import storage_unavailable
 from tfa_server.storage.services import ServiceRow
-from tfa_server.storage.sessions import Session
+from tfa_server.storage.sessions import Session, SessionKind
 from tfa_server.storage.users import User
 from tfa_server.validation import decode_body, decode_query
 from tfa_server.verify import Verify, end_user_origin, resolve_service
 
 log = logging.getLogger("tfa_server")
 
-Auth = Literal["none", "challenge", "enrollment", "full", "admin", "service"]
+# Who may call: nobody in particular; a sign-in's challenge; any person's session, even one
+# that may only change a temporary password ("signed_in"); from an enrollment session up;
+# a full session; an administrator's; a relying service's key.
+Auth = Literal["none", "challenge", "signed_in", "enrollment", "full", "admin", "service"]
+LEAST: dict[Auth, SessionKind] = {
+    "signed_in": "password_change",
+    "enrollment": "enrollment",
+    "full": "full",
+    "admin": "full",
+}
 JsonObject = dict[str, Any]
 Reply = wire.Answer | JsonObject  # a Struct, or the OpenAPI document
 T = TypeVar("T", bound=msgspec.Struct)
@@ -82,7 +91,7 @@ class Call:
         )
 
 
-Handler = Callable[[Call], Awaitable[Reply | None]]
+Handler = Callable[[Call], Awaitable[Reply | Response | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,8 @@ class Route:
     query: type[msgspec.Struct] | None = None
     status: int = 200
     response: Any = None  # the answer's type: a Struct, a union of Structs, or a dict
+    # Another success the handler may answer with (as a Response): status, type, when.
+    alternative: tuple[int, Any, str] | None = None
     errors: tuple[int, ...] = field(default=())
     tag: str = "account"
 
@@ -147,7 +158,7 @@ class Api:
         result = await route.handler(
             Call(request, origin, found.params, body, query, session, admin, service)
         )
-        return Response(route.status, result)
+        return result if isinstance(result, Response) else Response(route.status, result)
 
     async def _authenticate(
         self, route: Route, request: Request, origin: Origin
@@ -161,12 +172,7 @@ class Api:
             return None, None, None
         if sessions.bearer_token(authorization).startswith(wire.SERVICE_KEY_PREFIX):
             raise Unauthorized("A service key opens only the verify API.")
-        session = await sessions.resolve(
-            self.core,
-            request.headers.get("authorization"),
-            origin,
-            allow_enrollment=route.auth == "enrollment",
-        )
+        session = await sessions.resolve(self.core, authorization, origin, least=LEAST[route.auth])
         if route.auth != "admin":
             return session, None, None
         user = await self.core.db.run(lambda conn: users.by_id(conn, session.user_id))
@@ -180,6 +186,9 @@ class Api:
             # Before the second factor the answer holds what the code screen needs and no
             # more: the password alone must not reveal the account's last sign-in, role or codes.
             return wire.TotpRequired(result.token, expires_at, wire.Challenged(result.username))
+        if result.status == "password_change_required":
+            challenged = wire.Challenged(result.username)
+            return wire.PasswordChangeRequired(result.token, expires_at, challenged)
         user = await self.account.user_view(result.user_id, result.session_id)
         if result.status == "enrollment_required":
             return wire.EnrollmentRequired(result.token, expires_at, user)
@@ -227,6 +236,17 @@ class Api:
 
     async def _me(self, call: Call) -> wire.Me:
         return await self.account.me(call.own_session)
+
+    async def _change_password(self, call: Call) -> Response | None:
+        body = call.body(wire.ChangePasswordRequest)
+        signed = await self.account.change_password(
+            call.own_session,
+            body.current_password,
+            body.new_password,
+            _given(body.code),
+            call.origin,
+        )
+        return None if signed is None else Response(200, await self._signed_in(signed))
 
     async def _totp_setup(self, call: Call) -> wire.TotpSetup:
         password = _given(call.body(wire.TotpSetupRequest).password)
@@ -290,6 +310,25 @@ class Api:
 
     async def _unlock(self, call: Call) -> wire.AdminUser:
         return await self.admin.unlock(call.actor, call.params["username"])
+
+    async def _reset_password(self, call: Call) -> wire.AdminUser:
+        body = call.body(wire.ResetPasswordRequest)
+        return await self.admin.reset_password(
+            call.actor, call.params["username"], body.password, body.temporary
+        )
+
+    async def _disable_user(self, call: Call) -> wire.AdminUser:
+        return await self.admin.disable(call.actor, call.params["username"])
+
+    async def _enable_user(self, call: Call) -> wire.AdminUser:
+        return await self.admin.enable(call.actor, call.params["username"])
+
+    async def _update_user(self, call: Call) -> wire.AdminUser:
+        is_admin = call.body(wire.UpdateUserRequest).is_admin
+        return await self.admin.set_admin(call.actor, call.params["username"], is_admin)
+
+    async def _delete_user(self, call: Call) -> None:
+        await self.admin.delete(call.actor, call.params["username"])
 
     async def _admin_history(self, call: Call) -> wire.AdminHistoryPage:
         query = call.query(wire.AdminHistoryQuery)
@@ -391,7 +430,7 @@ class Api:
                 "logout",
                 "End this session",
                 self._logout,
-                "enrollment",
+                "signed_in",
                 status=204,
                 errors=(401,),
                 tag="sign-in",
@@ -402,9 +441,27 @@ class Api:
                 "getMe",
                 "The signed-in user",
                 self._me,
-                "enrollment",
+                "signed_in",
                 response=wire.Me,
                 errors=(401,),
+            ),
+            Route(
+                "POST",
+                f"{v1}/me/password",
+                "changePassword",
+                "Change the password (the current one, and a code when 2FA is on); every other"
+                " session ends. From a password_change session (a temporary password) no code"
+                " is needed: that session ends and the answer (200) is the sign-in's next step",
+                self._change_password,
+                "signed_in",
+                body=wire.ChangePasswordRequest,
+                status=204,
+                alternative=(
+                    200,
+                    wire.SignInResult,
+                    "A temporary password was replaced: the sign-in goes on from here",
+                ),
+                errors=(400, 401, 403, 429),
             ),
             Route(
                 "POST",
@@ -546,6 +603,68 @@ class Api:
                 "admin",
                 response=wire.AdminUser,
                 errors=(*user_errors, 404),
+                tag="admin",
+            ),
+            Route(
+                "PUT",
+                f"{v1}/admin/users/{{username}}",
+                "updateUser",
+                "Grant or remove administrator rights (audited); the last enabled"
+                " administrator keeps them (409)",
+                self._update_user,
+                "admin",
+                body=wire.UpdateUserRequest,
+                response=wire.AdminUser,
+                errors=(400, *user_errors, 404, 409),
+                tag="admin",
+            ),
+            Route(
+                "DELETE",
+                f"{v1}/admin/users/{{username}}",
+                "deleteUser",
+                "Delete an account, its secrets, codes and sessions; its history stays for"
+                " administrators, marked (audited). Not one's own, nor the last enabled"
+                " administrator (409)",
+                self._delete_user,
+                "admin",
+                status=204,
+                errors=(*user_errors, 404, 409),
+                tag="admin",
+            ),
+            Route(
+                "POST",
+                f"{v1}/admin/users/{{username}}/password",
+                "resetUserPassword",
+                "Set a user's password (temporary by default: it must be changed at the next"
+                " sign-in); all their sessions end (audited)",
+                self._reset_password,
+                "admin",
+                body=wire.ResetPasswordRequest,
+                response=wire.AdminUser,
+                errors=(400, *user_errors, 404),
+                tag="admin",
+            ),
+            Route(
+                "POST",
+                f"{v1}/admin/users/{{username}}/disable",
+                "disableUser",
+                "Disable an account: its sessions end at once and it cannot sign in (audited)."
+                " Not one's own, nor the last enabled administrator (409)",
+                self._disable_user,
+                "admin",
+                response=wire.AdminUser,
+                errors=(*user_errors, 404, 409),
+                tag="admin",
+            ),
+            Route(
+                "POST",
+                f"{v1}/admin/users/{{username}}/enable",
+                "enableUser",
+                "Enable a disabled account (audited); 409 when it is not disabled",
+                self._enable_user,
+                "admin",
+                response=wire.AdminUser,
+                errors=(*user_errors, 404, 409),
                 tag="admin",
             ),
             Route(

@@ -12,6 +12,7 @@ from typing import Literal, TypeVar
 from tfa_server import sessions
 from tfa_server.core import Core, Origin
 from tfa_server.errors import (
+    AccountDisabled,
     ChallengeExpired,
     CodeReused,
     InvalidCode,
@@ -25,15 +26,18 @@ from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import sessions as session_rows
 from tfa_server.storage.database import storage_unavailable, transaction
 from tfa_server.storage.history import HistoryEvent
-from tfa_server.storage.sessions import Session
+from tfa_server.storage.sessions import Session, SessionKind
 from tfa_server.storage.users import User
 from tfa_server.throttle import ThrottleState, after_failure
 
 T = TypeVar("T")
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-Status = Literal["authenticated", "totp_required", "enrollment_required"]
+Status = Literal[
+    "authenticated", "totp_required", "enrollment_required", "password_change_required"
+]
 
 WRONG_PASSWORD = "Wrong username or password."  # noqa: S105 a message, not a password
+DISABLED = "This account is disabled. Contact your administrator."
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,36 +192,51 @@ class SignIn:
             assert user is not None
             user_id = user.id
 
-            def _succeed(conn: sqlite3.Connection) -> SignedIn:
+            def _succeed(conn: sqlite3.Connection) -> SignedIn | None:
                 with transaction(conn):
                     fresh = users.by_id(conn, user_id)
                     assert fresh is not None
                     now = core.now()
-                    deadline = policy.load(conn).enrollment_deadline()
-                    status: Status
-                    if fresh.totp_enabled:
-                        status, kind = "totp_required", "challenge"
-                    elif deadline is not None and deadline <= now:
-                        status, kind = "enrollment_required", "enrollment"
-                    else:
-                        status, kind = "authenticated", "full"
-                    issued = sessions.issue(conn, core, fresh, kind, origin)  # type: ignore[arg-type]
-                    reason = None if status == "authenticated" else status
+                    if fresh.disabled_at is not None:
+                        # Only the right password learns this: a wrong one was refused above.
+                        entry = history_event(
+                            fresh, name, origin, "password", False, "password", "account_disabled"
+                        )
+                        history.record(conn, entry, now)
+                        return None
+                    signed = self.next_step(conn, fresh, origin)
+                    reason = None if signed.status == "authenticated" else signed.status
                     history.record(
                         conn,
                         history_event(fresh, name, origin, "password", True, "password", reason),
                         now,
                     )
-                    return SignedIn(
-                        status,
-                        issued.token,
-                        issued.expires_at,
-                        user_id,
-                        fresh.username,
-                        issued.session_id,
-                    )
+                    return signed
 
-            return await core.db.run(_succeed)
+            signed = await core.db.run(_succeed)
+            if signed is None:
+                raise AccountDisabled(DISABLED)
+            return signed
+
+    def next_step(self, conn: sqlite3.Connection, user: User, origin: Origin) -> SignedIn:
+        """After the right password (or a changed one): a new temporary password first, then
+        the second factor, then 2FA set-up when the policy demands it. In the caller's
+        transaction."""
+        deadline = policy.load(conn).enrollment_deadline()
+        status: Status
+        kind: SessionKind
+        if user.password_change_required:
+            status, kind = "password_change_required", "password_change"
+        elif user.totp_enabled:
+            status, kind = "totp_required", "challenge"
+        elif deadline is not None and deadline <= self.core.now():
+            status, kind = "enrollment_required", "enrollment"
+        else:
+            status, kind = "authenticated", "full"
+        issued = sessions.issue(conn, self.core, user, kind, origin)
+        return SignedIn(
+            status, issued.token, issued.expires_at, user.id, user.username, issued.session_id
+        )
 
     async def second_factor(
         self, authorization: str | None, code: str, method: Method, origin: Origin
@@ -395,6 +414,18 @@ class SignIn:
         """The password alone, for a change an old session must not make by itself."""
         async with self._password_confirmed(user_id, password, origin):
             pass
+
+    async def with_password(
+        self, user_id: int, password: str, origin: Origin, then: Callable[[sqlite3.Connection], T]
+    ) -> T:
+        """The password, then `then` in one transaction under the account's lock."""
+        async with self._password_confirmed(user_id, password, origin):
+
+            def _run(conn: sqlite3.Connection) -> T:
+                with transaction(conn):
+                    return then(conn)
+
+            return await self.core.db.run(_run)
 
     async def logout(self, session: Session, origin: Origin) -> None:
         core = self.core

@@ -45,6 +45,18 @@ class EnrollmentRequired(ApiError):
     status, code = 403, "enrollment_required"
 
 
+class AccountDisabled(ApiError):
+    """Only after the right password: a wrong one gets the usual invalid_credentials."""
+
+    status, code = 403, "account_disabled"
+
+
+class PasswordChangeRequired(ApiError):
+    """A session from a temporary password opens nothing but the change (and /me, logout)."""
+
+    status, code = 403, "password_change_required"
+
+
 class PasswordRequired(ApiError):
     """The session signed in too long ago for this: send the password with the request."""
 

@@ -19,8 +19,8 @@ _STATUS_TEXT = {
     400: "Invalid request (malformed JSON, missing, unknown or mistyped fields)",
     401: "Not signed in, wrong credentials or code (the error code says which: for the verify"
     " API `unauthorized` is the service key, `invalid_code` the user's code)",
-    403: "Not allowed (administrators only, 2FA enrollment required first, or the password"
-    " required again)",
+    403: "Not allowed (the error code says why: administrators only, 2FA enrollment or a new"
+    " password required first, the password required again, or the account disabled)",
     404: "Not found",
     409: "Conflict with the current state or policy",
     429: "Too many failed attempts; see Retry-After",
@@ -46,7 +46,12 @@ def _schemas(routes: list[Route]) -> tuple[JsonObject, dict[Any, JsonObject]]:
     kinds = [wire.Error] + [
         kind
         for route in routes
-        for kind in (route.body, route.query, route.response)
+        for kind in (
+            route.body,
+            route.query,
+            route.response,
+            route.alternative[1] if route.alternative else None,
+        )
         if kind is not None
     ]
     kinds = list(dict.fromkeys(kinds))
@@ -86,6 +91,11 @@ def _user_actions(pointer: str) -> JsonObject:
     return {
         "ResetUser2fa": _link("resetUser2fa", "Remove its 2FA", username=pointer),
         "UnlockUser": _link("unlockUser", "Clear its throttling", username=pointer),
+        "ResetUserPassword": _link("resetUserPassword", "Set its password", username=pointer),
+        "DisableUser": _link("disableUser", "Disable it", username=pointer),
+        "EnableUser": _link("enableUser", "Enable it", username=pointer),
+        "UpdateUser": _link("updateUser", "Grant or remove admin rights", username=pointer),
+        "DeleteUser": _link("deleteUser", "Delete it", username=pointer),
         "UserHistory": _link("getAdminHistory", "Its login events", **{"query.username": pointer}),
     }
 
@@ -97,6 +107,10 @@ LINKS: dict[str, JsonObject] = {
     "listUsers": _user_actions("$response.body#/items/0/username"),
     "resetUser2fa": _user_actions("$response.body#/username"),
     "unlockUser": _user_actions("$response.body#/username"),
+    "resetUserPassword": _user_actions("$response.body#/username"),
+    "disableUser": _user_actions("$response.body#/username"),
+    "enableUser": _user_actions("$response.body#/username"),
+    "updateUser": _user_actions("$response.body#/username"),
     "listSessions": {
         "RevokeSession": _link("revokeSession", "End that session", id="$response.body#/items/0/id")
     },
@@ -123,6 +137,9 @@ def _operation(route: Route, schemas: dict[Any, JsonObject]) -> JsonObject:
         responses[str(route.status)] = {"description": "Success", **_json(schemas[route.response])}
     if route.operation_id in LINKS:
         responses[str(route.status)]["links"] = LINKS[route.operation_id]
+    if route.alternative is not None:
+        status, kind, description = route.alternative
+        responses[str(status)] = {"description": description, **_json(schemas[kind])}
     for status in route.errors:
         responses[str(status)] = {"description": _STATUS_TEXT[status], **_json(_ref("Error"))}
     responses["default"] = {

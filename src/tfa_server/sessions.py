@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from tfa_server.core import Core, Origin
 from tfa_server.crypto import new_token, token_digest
-from tfa_server.errors import EnrollmentRequired, Unauthorized
+from tfa_server.errors import EnrollmentRequired, PasswordChangeRequired, Unauthorized
 from tfa_server.storage import history, policy, users
 from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import sessions as rows
@@ -28,14 +28,15 @@ def issue(
 ) -> IssuedToken:
     """Create a session inside the caller's transaction.
 
-    A person's session (not a challenge) counts as a sign-in: it snapshots the previous one
-    for /me and resets the account's failure count.
+    A person's session (not a challenge, nor one that may only change a temporary password)
+    counts as a sign-in: it snapshots the previous one for /me and resets the failure count.
     """
     now = core.now()
     rules = core.settings.sessions
     token = new_token()
     previous = None
-    if kind == "challenge":
+    if kind in ("challenge", "password_change"):
+        # Steps of a sign-in, not yet a sign-in: short-lived, and the last one stays as it was.
         expires_at = now + rules.challenge_lifetime
     else:
         expires_at = now + rules.absolute_lifetime
@@ -103,8 +104,12 @@ def is_live(session: Session, now: float, idle_timeout: float) -> bool:
     return session.kind == "challenge" or session.last_seen_at + idle_timeout > now
 
 
+# What each kind of session may do, least first: a route names the least it accepts.
+RANK: dict[SessionKind, int] = {"password_change": 0, "enrollment": 1, "full": 2}
+
+
 async def resolve(
-    core: Core, authorization: str | None, origin: Origin, *, allow_enrollment: bool
+    core: Core, authorization: str | None, origin: Origin, *, least: SessionKind
 ) -> Session:
     """The live person's session behind a bearer token; challenges are not sessions."""
     digest = token_digest(bearer_token(authorization))
@@ -126,11 +131,15 @@ async def resolve(
     session = await core.db.run(_load)
     if session is None:
         raise Unauthorized("Your session has ended. Sign in again.")
-    if session.kind == "enrollment" and not allow_enrollment:
-        raise EnrollmentRequired(
-            "Your administrator requires two-factor authentication: set it up first."
+    if RANK[session.kind] >= RANK[least]:
+        return session
+    if session.kind == "password_change":
+        raise PasswordChangeRequired(
+            "Choose a new password first: your administrator set a temporary one."
         )
-    return session
+    raise EnrollmentRequired(
+        "Your administrator requires two-factor authentication: set it up first."
+    )
 
 
 def _must_enroll(conn: sqlite3.Connection, user_id: int, now: float) -> bool:

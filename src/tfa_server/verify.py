@@ -14,10 +14,18 @@ import sqlite3
 from ipaddress import ip_address
 
 from tfa_protocol import types as wire
-from tfa_server.auth import USERNAME, SignIn, canonical_username, code_refusal, history_event
+from tfa_server.auth import (
+    DISABLED,
+    USERNAME,
+    SignIn,
+    canonical_username,
+    code_refusal,
+    history_event,
+)
 from tfa_server.core import Core, Origin
 from tfa_server.crypto import token_digest
 from tfa_server.errors import (
+    AccountDisabled,
     EnrollmentRequired,
     InvalidCredentials,
     InvalidRequest,
@@ -119,6 +127,9 @@ class Verify:
         """What the service should do next for this user."""
         user = await self._user(username)
         event = "verify_start"
+        if user.disabled_at is not None:
+            await self._record(user, origin, event, False, reason="account_disabled")
+            return wire.Deny("account_disabled", DISABLED)
         if user.totp_enabled:
             await self._record(user, origin, event, True, reason="totp_required")
             return wire.AskForCode()
@@ -157,6 +168,9 @@ class Verify:
         user = await self._user(username)
         async with core.account_locks.hold(user.username):
             user = await self._user(user.username)
+            if user.disabled_at is not None:
+                await self._record(user, origin, "verify", False, reason="account_disabled")
+                raise AccountDisabled(DISABLED)
             if password is not None:
                 await self.sign_in.refuse_if_throttled(
                     user, user.username, origin, "verify", "password"

@@ -47,6 +47,7 @@ def me(conn: sqlite3.Connection, user: User, session: Session | None) -> wire.Me
     return wire.Me(
         username=user.username,
         is_admin=user.is_admin,
+        password_change_required=user.password_change_required,
         totp_enabled=user.totp_enabled,
         totp_enabled_at=maybe_utc(user.totp_enabled_at),
         recovery_codes_left=factor_rows.recovery_codes_left(conn, user.id),
@@ -81,7 +82,10 @@ def history_item(row: sqlite3.Row) -> wire.HistoryItem:
 
 def admin_history_item(row: sqlite3.Row) -> wire.AdminHistoryItem:
     return wire.AdminHistoryItem(
-        **_event(row), username=row["username"], known_user=row["user_id"] is not None
+        **_event(row),
+        username=row["username"],
+        known_user=row["user_id"] is not None,
+        account_deleted=bool(row["account_deleted"]),
     )
 
 
@@ -109,6 +113,8 @@ def admin_user(user: User, now: float, rules: ThrottleRules) -> wire.AdminUser:
         last_login=login_info(user.last_login_at, user.last_login_ip, user.last_login_client),
         failed_attempts=user.throttle.current_failures(now, rules),
         locked_until=maybe_utc(locked),
+        disabled_at=maybe_utc(user.disabled_at),
+        password_change_required=user.password_change_required,
     )
 
 

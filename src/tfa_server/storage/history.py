@@ -107,3 +107,12 @@ def failures_since(conn: sqlite3.Connection, user_id: int, since: float | None) 
         (user_id, since if since is not None else 0.0),
     ).fetchone()
     return int(row[0])
+
+
+def mark_deleted(conn: sqlite3.Connection, user_id: int) -> int:
+    """Before the account goes: its rows stay, marked, for administrators (evidence), and
+    lose their link to the id, so a new account with the same name starts with none."""
+    cursor = conn.execute(
+        "UPDATE login_history SET account_deleted = 1 WHERE user_id = ?", (user_id,)
+    )
+    return cursor.rowcount

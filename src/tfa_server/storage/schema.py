@@ -114,7 +114,37 @@ ALTER TABLE login_history ADD COLUMN service_ip TEXT;
 CREATE INDEX history_by_service ON login_history (service, id)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Issue 14: the account lifecycle. Disabled accounts, passwords an administrator set for one
+# sign-in, sessions that may only change the password (the kind CHECK changes, so the table is
+# copied: SQLite cannot alter a constraint), and the history of deleted accounts kept, marked.
+_V4 = """
+ALTER TABLE users ADD COLUMN disabled_at REAL;
+ALTER TABLE users ADD COLUMN password_change_required INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE login_history ADD COLUMN account_deleted INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE sessions_v4 (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    token_digest TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('challenge', 'password_change', 'enrollment', 'full')),
+    created_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    ip TEXT NOT NULL,
+    client TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    revoked_at REAL,
+    previous_login_at REAL,
+    previous_login_ip TEXT,
+    previous_login_client TEXT,
+    failed_before INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO sessions_v4 SELECT * FROM sessions;
+DROP TABLE sessions;
+ALTER TABLE sessions_v4 RENAME TO sessions;
+CREATE INDEX sessions_by_user ON sessions (user_id, revoked_at)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 LATEST = len(MIGRATIONS)
 
 

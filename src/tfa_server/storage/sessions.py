@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
-SessionKind = Literal["challenge", "enrollment", "full"]
+SessionKind = Literal["challenge", "password_change", "enrollment", "full"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +123,14 @@ def restrict_to_enrollment(conn: sqlite3.Connection, session_id: int) -> bool:
         "UPDATE sessions SET kind = 'enrollment' WHERE id = ? AND kind = 'full'", (session_id,)
     )
     return cursor.rowcount == 1
+
+
+def revoke_others(conn: sqlite3.Connection, user_id: int, keep: int, now: float) -> int:
+    cursor = conn.execute(
+        "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id != ? AND revoked_at IS NULL",
+        (now, user_id, keep),
+    )
+    return cursor.rowcount
 
 
 def upgrade_to_full(conn: sqlite3.Connection, session_id: int) -> None:

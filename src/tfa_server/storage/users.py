@@ -22,6 +22,8 @@ class User:
     last_login_client: str | None
     totp_enabled_at: float | None
     last_failure_at: float | None = None
+    disabled_at: float | None = None
+    password_change_required: bool = False
 
     @property
     def totp_enabled(self) -> bool:
@@ -35,7 +37,8 @@ class User:
 _SELECT = """
 SELECT u.id, u.username, u.password_hash, u.is_admin, u.created_at, u.failed_attempts,
        u.locked_until, u.last_login_at, u.last_login_ip, u.last_login_client,
-       u.last_failure_at, t.enabled_at AS totp_enabled_at
+       u.last_failure_at, u.disabled_at, u.password_change_required,
+       t.enabled_at AS totp_enabled_at
 FROM users u LEFT JOIN totp_secrets t ON t.user_id = u.id
 """
 
@@ -54,6 +57,8 @@ def _user(row: sqlite3.Row) -> User:
         last_login_client=row["last_login_client"],
         totp_enabled_at=row["totp_enabled_at"],
         last_failure_at=row["last_failure_at"],
+        disabled_at=row["disabled_at"],
+        password_change_required=bool(row["password_change_required"]),
     )
 
 
@@ -108,3 +113,45 @@ def replace_password_hash(conn: sqlite3.Connection, user_id: int, old: str, new:
         (new, user_id, old),
     )
     return cursor.rowcount == 1
+
+
+def set_password(
+    conn: sqlite3.Connection, user_id: int, password_hash: str, *, change_required: bool
+) -> None:
+    """A new password clears the throttle: whoever set it knows it."""
+    conn.execute(
+        "UPDATE users SET password_hash = ?, password_change_required = ?, failed_attempts = 0,"
+        " locked_until = NULL, last_failure_at = NULL WHERE id = ?",
+        (password_hash, int(change_required), user_id),
+    )
+
+
+def set_disabled(conn: sqlite3.Connection, user_id: int, at: float | None) -> bool:
+    """Disable (at a time) or enable (None); False when it already was so."""
+    test = "disabled_at IS NULL" if at is not None else "disabled_at IS NOT NULL"
+    cursor = conn.execute(
+        f"UPDATE users SET disabled_at = ? WHERE id = ? AND {test}",  # noqa: S608 fixed clauses
+        (at, user_id),
+    )
+    return cursor.rowcount == 1
+
+
+def set_admin(conn: sqlite3.Connection, user_id: int, is_admin: bool) -> bool:
+    """False when nothing changed."""
+    cursor = conn.execute(
+        "UPDATE users SET is_admin = ? WHERE id = ? AND is_admin != ?",
+        (int(is_admin), user_id, int(is_admin)),
+    )
+    return cursor.rowcount == 1
+
+
+def enabled_admins(conn: sqlite3.Connection) -> int:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled_at IS NULL"
+    ).fetchone()
+    return int(row[0])
+
+
+def delete(conn: sqlite3.Connection, user_id: int) -> None:
+    """Secrets, codes and sessions go with it (ON DELETE CASCADE); history rows stay."""
+    conn.execute("DELETE FROM users WHERE id = ?", (user_id,))

@@ -30,6 +30,7 @@ from tfa_protocol.types import (
     AdminUser,
     AuditPage,
     AuditQuery,
+    ChangePasswordRequest,
     CodeRequest,
     CreateServiceRequest,
     CreateUserRequest,
@@ -45,6 +46,7 @@ from tfa_protocol.types import (
     PolicyRequest,
     RecoveryCodes,
     Request,
+    ResetPasswordRequest,
     Service,
     ServiceList,
     Session,
@@ -53,6 +55,7 @@ from tfa_protocol.types import (
     TotpDisabled,
     TotpSetup,
     TotpSetupRequest,
+    UpdateUserRequest,
     UserList,
 )
 from tfa_tui.api.errors import (
@@ -381,9 +384,9 @@ class TfaClient:
             )
         return self._read(response, answer)
 
-    async def _call(self, method: str, path: str) -> None:
+    async def _call(self, method: str, path: str, *, body: Request | None = None) -> None:
         """A call answered with no content (204); any other answer must still be a JSON object."""
-        response = await self._send(method, path)
+        response = await self._send(method, path, body=body)
         if response.status_code != 204 and response.content:
             self._read(response, dict[str, Any])
 
@@ -427,6 +430,19 @@ class TfaClient:
 
     async def me(self) -> Me:
         return await self._fetch(Me, "GET", f"{API}/me")
+
+    async def change_password(
+        self, current: str, new: str, code: str | None = None
+    ) -> SignInResult | None:
+        """Every other session ends. None when done; from a temporary password's session, the
+        sign-in's next step (its token replaces `token`, as after `login`)."""
+        body = ChangePasswordRequest(current_password=current, new_password=new, code=_given(code))
+        response = await self._send("POST", f"{API}/me/password", body=body)
+        if response.status_code == 204:
+            return None
+        result = self._read(response, SignInResult)
+        self.token = result.token
+        return result
 
     async def totp_setup(self, password: str | None = None) -> TotpSetup:
         """Raises PasswordRequired when the session signed in too long ago to go without."""
@@ -499,13 +515,39 @@ class TfaClient:
 
     async def reset_2fa(self, username: str) -> AdminUser:
         """Removes the user's 2FA and ends their sessions."""
-        path = f"{API}/admin/users/{quote(username, safe='')}/reset-2fa"
-        return await self._fetch(AdminUser, "POST", path)
+        return await self._fetch(AdminUser, "POST", self._user_path(username, "/reset-2fa"))
 
     async def unlock(self, username: str) -> AdminUser:
         """Clears the user's throttling."""
-        path = f"{API}/admin/users/{quote(username, safe='')}/unlock"
-        return await self._fetch(AdminUser, "POST", path)
+        return await self._fetch(AdminUser, "POST", self._user_path(username, "/unlock"))
+
+    def _user_path(self, username: str, action: str = "") -> str:
+        return f"{API}/admin/users/{quote(username, safe='')}{action}"
+
+    async def reset_password(
+        self, username: str, password: str, *, temporary: bool = True
+    ) -> AdminUser:
+        """Sets the user's password and ends their sessions; a temporary one must be changed
+        at their next sign-in."""
+        body = ResetPasswordRequest(password=password, temporary=temporary)
+        return await self._fetch(
+            AdminUser, "POST", self._user_path(username, "/password"), body=body
+        )
+
+    async def disable_user(self, username: str) -> AdminUser:
+        """Ends the user's sessions at once; they cannot sign in until enabled."""
+        return await self._fetch(AdminUser, "POST", self._user_path(username, "/disable"))
+
+    async def enable_user(self, username: str) -> AdminUser:
+        return await self._fetch(AdminUser, "POST", self._user_path(username, "/enable"))
+
+    async def set_admin(self, username: str, is_admin: bool) -> AdminUser:
+        body = UpdateUserRequest(is_admin=is_admin)
+        return await self._fetch(AdminUser, "PUT", self._user_path(username), body=body)
+
+    async def delete_user(self, username: str) -> None:
+        """The account goes; its history stays readable to administrators."""
+        await self._call("DELETE", self._user_path(username))
 
     async def admin_history(
         self,

@@ -74,6 +74,18 @@ class EnrollmentRequired(ApiError):
     default_code, default_status = "enrollment_required", 403
 
 
+class AccountDisabled(ApiError):
+    """403 `account_disabled`: an administrator disabled the account (after the right password)."""
+
+    default_code, default_status = "account_disabled", 403
+
+
+class PasswordChangeRequired(ApiError):
+    """403 `password_change_required`: this session may only change a temporary password."""
+
+    default_code, default_status = "password_change_required", 403
+
+
 class PasswordRequired(ApiError):
     """403 `password_required`: this session signed in too long ago; send the password."""
 
@@ -195,6 +207,8 @@ _BY_CODE: dict[str, type[ApiError]] = {
         ChallengeExpired,
         Forbidden,
         EnrollmentRequired,
+        AccountDisabled,
+        PasswordChangeRequired,
         PasswordRequired,
         NotFound,
         PolicyRequires2fa,
