@@ -24,6 +24,14 @@ EVENTS = {
     # A relying service (sshd through the PAM module, say) asked: what next, then the code.
     "verify_start": "Service sign-in",
     "verify": "Service code",
+    # The account's lifecycle: the person's own change, and what administrators did to it.
+    "password_changed": "Password changed",
+    "password_reset_by_admin": "Password set by admin",
+    "account_disabled": "Disabled by admin",
+    "account_enabled": "Enabled by admin",
+    "account_deleted": "Deleted by admin",
+    "admin_granted": "Made administrator",
+    "admin_revoked": "Admin rights removed",
 }
 METHODS = {"password": "password", "totp": "app code", "recovery_code": "recovery code"}
 # Every reason the server documents (the `reason` of HistoryItem in its OpenAPI document).
@@ -45,6 +53,8 @@ REASONS = {
     "grace_period": "no 2FA yet: grace period",
     "totp_not_enabled": "2FA not set up",
     "account_disabled": "account disabled",
+    "password_change_required": "new password needed",
+    "temporary": "temporary password",
 }
 
 
