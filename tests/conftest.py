@@ -102,6 +102,14 @@ async def client(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The documented error shape with this status and code; the body, for its message."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["error"] == code
+    return body
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -169,6 +177,7 @@ __all__ = [
     "START",
     "FakeClock",
     "RunningServer",
+    "assert_error",
     "bearer",
     "enable_totp",
     "gather",

@@ -23,6 +23,7 @@ from .conftest import (
     START,
     FakeClock,
     RunningServer,
+    assert_error,
     bearer,
     enable_totp,
     login,
@@ -94,11 +95,6 @@ async def set_policy(
     )
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"] == code
 
 
 async def signed_in_with_totp(

@@ -14,6 +14,7 @@ from .conftest import (
     PASSWORD,
     START,
     RunningServer,
+    assert_error,
     bearer,
     enable_totp,
     login,
@@ -28,11 +29,6 @@ CLIENT = "tfa-tests/1.0"
 
 def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"] == code
 
 
 async def admin_token(

@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 
 from tfa_server.admin import Actor, Admin
 
-from .conftest import PASSWORD, RunningServer, bearer, login
+from .conftest import PASSWORD, RunningServer, assert_error, bearer, login
 from .contract import Contract, ContractViolation
 
 OPENAPI = "/api/v1/openapi.json"
@@ -81,11 +81,6 @@ def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]
         for path, item in document["paths"].items()
         for method, operation in item.items()
     }
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"] == code
 
 
 class TestDocument:

@@ -22,6 +22,7 @@ from tfa_server.admin import Actor, Admin
 from .conftest import (
     PASSWORD,
     RunningServer,
+    assert_error,
     bearer,
     enable_totp,
     login,
@@ -43,13 +44,6 @@ async def history(client: httpx.AsyncClient, token: str, **query: str) -> list[d
     response = await client.get("/api/v1/me/history", headers=bearer(token), params=query)
     assert response.status_code == 200, response.text
     return response.json()["items"]  # type: ignore[no-any-return]
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["error"] == code
-    return body
 
 
 class TestServiceKeys:

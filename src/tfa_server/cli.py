@@ -21,7 +21,7 @@ from typing import Any, NoReturn, TypeVar
 
 import msgspec
 
-from tfa_protocol.types import Policy
+from tfa_protocol.types import AdminUser, Policy
 from tfa_server import __version__
 from tfa_server.admin import Actor, Admin
 from tfa_server.app import (
@@ -31,6 +31,7 @@ from tfa_server.app import (
     open_core,
     require_database,
 )
+from tfa_server.auth import canonical_username
 from tfa_server.config import (
     PasswordHashing,
     SessionRules,
@@ -40,7 +41,7 @@ from tfa_server.config import (
 )
 from tfa_server.crypto import KeyFileError
 from tfa_server.demo_accounts import DEMO_ACCOUNTS, seed_demo_accounts
-from tfa_server.errors import ApiError
+from tfa_server.errors import ApiError, NotFound
 from tfa_server.http.forwarded import HEADERS, Network, TrustedProxies, parse_networks
 from tfa_server.http.server import HttpLimits
 from tfa_server.pam import PAM_MODULE
@@ -252,13 +253,43 @@ def build_parser() -> Parser:
     listing = user_commands.add_parser("list", help="list accounts")
     listing.add_argument("--json", action="store_true", help="print JSON")
     _storage_options(listing)
+    passwd = user_commands.add_parser("passwd", help="set a user's password and end their sessions")
+    passwd.add_argument("name")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    passwd.add_argument(
+        "--temporary",
+        action="store_true",
+        help="make them choose a new one at their next sign-in, before anything else",
+    )
+    _storage_options(passwd)
     for name, text in (
         ("reset-2fa", "remove a user's 2FA and end their sessions"),
         ("unlock", "clear a user's throttling"),
+        ("disable", "stop a user signing in, and end their sessions at once"),
+        ("enable", "let a disabled user sign in again"),
     ):
         sub = user_commands.add_parser(name, help=text)
         sub.add_argument("name")
         _storage_options(sub)
+    delete = user_commands.add_parser(
+        "delete",
+        help="delete an account (its sign-in history stays)",
+    )
+    delete.add_argument("name")
+    delete.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask to type the name (needed when standard input is not a terminal)",
+    )
+    _storage_options(delete)
+    rights = user_commands.add_parser("admin", help="grant or remove administrator rights")
+    rights.add_argument("name")
+    rights.add_argument(
+        "rights", choices=["on", "off"], help="on grants the rights, off removes them"
+    )
+    _storage_options(rights)
 
     policy = commands.add_parser("policy", help="show or change the 2FA policy")
     policy_commands = policy.add_subparsers(
@@ -376,6 +407,81 @@ def _login_text(info: dict[str, Any] | None) -> str:
     return f"{info['at']} from {info['ip']}" if info else "never"
 
 
+def _state_text(item: dict[str, Any]) -> str:
+    """Whether the account can sign in as usual; a disabled one cannot at all."""
+    if item["disabled_at"]:
+        return "disabled"
+    return "new password" if item["password_change_required"] else "-"
+
+
+def _existing_user(args: argparse.Namespace) -> AdminUser:
+    """The named account as it is now: a command that asks something first (a password, a
+    confirmation) refuses an unknown name before asking."""
+    name = canonical_username(args.name)
+    found = _run_admin(args, lambda admin, actor: admin.list_users())
+    for item in found.items:
+        if item.username == name:
+            return item
+    raise NotFound(f"There is no user '{args.name[:64]}'.")
+
+
+def _confirm_delete(name: str) -> None:
+    if not sys.stdin.isatty():
+        raise CliError(f"standard input is not a terminal: pass --yes to delete {name}")
+    print(
+        f"Delete {name}? Their 2FA, recovery codes and sessions go; their sign-in history"
+        " stays for administrators. Type the name to confirm: ",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+    # The exact name, as GitHub asks before deleting a repository: "y" is typed by habit.
+    if sys.stdin.readline().rstrip("\r\n") != name:
+        raise CliError("not deleted")
+
+
+def _user_lifecycle(args: argparse.Namespace) -> None:
+    """passwd, disable, enable, delete, admin: the rules (the last administrator, ...) are
+    Admin's, the same as over HTTP, audited as `cli:<login>`."""
+    command = args.user_command
+    if command == "passwd":
+        name = _existing_user(args).username
+        password = _read_new_password(args.password_stdin)
+        _run_admin(
+            args,
+            lambda admin, actor: admin.reset_password(actor, name, password, args.temporary),
+        )
+        if args.temporary:
+            print(
+                f"temporary password set for {name}; their sessions are ended and they must"
+                " choose a new one at their next sign-in"
+            )
+        else:
+            print(f"password set for {name}; their sessions are ended")
+    elif command == "disable":
+        user = _run_admin(args, lambda admin, actor: admin.disable(actor, args.name))
+        print(f"{user.username} disabled; their sessions are ended")
+    elif command == "enable":
+        user = _run_admin(args, lambda admin, actor: admin.enable(actor, args.name))
+        print(f"{user.username} enabled")
+    elif command == "delete":
+        name = _existing_user(args).username
+        if not args.yes:
+            _confirm_delete(name)
+        _run_admin(args, lambda admin, actor: admin.delete(actor, name))
+        print(f"{name} deleted; their sign-in history stays for administrators")
+    elif command == "admin":
+        grant = args.rights == "on"
+        before = _existing_user(args)
+        user = _run_admin(args, lambda admin, actor: admin.set_admin(actor, before.username, grant))
+        if before.is_admin == grant:
+            being = "already is" if grant else "is not"
+            print(f"{user.username} {being} an administrator; nothing changed")
+        else:
+            now = "is now" if grant else "is no longer"
+            print(f"{user.username} {now} an administrator")
+
+
 def _user(args: argparse.Namespace) -> int:
     command = args.user_command
     if command == "add":
@@ -392,12 +498,15 @@ def _user(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(listed["items"], indent=2))
             return 0
-        print(f"{'USERNAME':<24} {'ADMIN':<5} {'2FA':<3} {'LOCKED UNTIL':<20} LAST SIGN-IN")
+        print(
+            f"{'USERNAME':<24} {'ADMIN':<5} {'2FA':<3} {'STATE':<12} {'LOCKED UNTIL':<20}"
+            " LAST SIGN-IN"
+        )
         for item in listed["items"]:
             print(
                 f"{item['username']:<24} {'yes' if item['is_admin'] else 'no':<5}"
-                f" {'on' if item['totp_enabled'] else 'off':<3} {item['locked_until'] or '-':<20}"
-                f" {_login_text(item['last_login'])}"
+                f" {'on' if item['totp_enabled'] else 'off':<3} {_state_text(item):<12}"
+                f" {item['locked_until'] or '-':<20} {_login_text(item['last_login'])}"
             )
     elif command == "reset-2fa":
         _run_admin(args, lambda admin, actor: admin.reset_2fa(actor, args.name))
@@ -405,6 +514,8 @@ def _user(args: argparse.Namespace) -> int:
     elif command == "unlock":
         _run_admin(args, lambda admin, actor: admin.unlock(actor, args.name))
         print(f"{args.name.lower()} unlocked")
+    else:
+        _user_lifecycle(args)
     return 0
 
 

@@ -62,6 +62,11 @@ LINK_KINDS = {
     "RevokeSession",
     "NextPage",
     "RevokeService",
+    "ResetUserPassword",
+    "DisableUser",
+    "EnableUser",
+    "UpdateUser",
+    "DeleteUser",
 }
 
 
