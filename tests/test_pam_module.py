@@ -561,6 +561,19 @@ async def test_without_2fa_the_policy_decides_and_the_message_is_shown(
     assert required.line.endswith(" denied: enrollment_required")
 
 
+async def test_a_disabled_account_is_denied_with_words_and_never_asked_for_a_code(
+    door: Door, server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """An administrator disabled the account: sshd says so, without a prompt, even for a
+    user with 2FA whose code would be right."""
+    await user_with_2fa(server, client)
+    await Admin(server.core).disable(ROOT, "alice")
+    outcome = await door.sign_in("alice", ["123456"])
+    assert outcome.result == FakePamh.PAM_AUTH_ERR
+    assert outcome.shown == [("error", "This account is disabled. Contact your administrator.")]
+    assert outcome.line.endswith(" denied: account_disabled")
+
+
 async def test_unknown_user_denies_by_default_and_allow_lets_them_pass(door: Door) -> None:
     """unknown_user=deny (the default) refuses a person tfa does not know; allow lets them
     pass without a prompt."""

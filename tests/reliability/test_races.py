@@ -481,3 +481,65 @@ async def test_forcing_2fa_applies_to_every_sign_in_that_starts_after_it(
         " sessions from before the switch were held to the setup with grace 0 and kept"
         " working within a grace period, and their holders' next sign-in obeyed the policy",
     )
+
+
+async def signing_in(
+    http: httpx.AsyncClient, name: str, done: asyncio.Event
+) -> list[tuple[bool, httpx.Response]]:
+    """Four sign-ins, each marked with whether the disable had returned when it started."""
+    answers = []
+    for _ in range(4):
+        after = done.is_set()
+        body = {"username": name, "password": PASSWORD}
+        answers.append((after, await http.post("/api/v1/login", json=body)))
+    return answers
+
+
+async def disable_after(
+    client: httpx.AsyncClient, root: dict[str, str], name: str, delay: float, done: asyncio.Event
+) -> None:
+    await asyncio.sleep(delay)
+    answer = await client.post(f"/api/v1/admin/users/{name}/disable", headers=root)
+    assert answer.status_code == 200, answer.text
+    done.set()
+
+
+async def test_disabling_ends_every_session_even_those_signing_in_at_that_moment(
+    tmp_path: Path, figures: Figures
+) -> None:
+    """Many sign-ins of one account run while an administrator disables it: once the disable
+    has returned, no session of that account works (those issued a moment before included)
+    and every sign-in that starts after it is refused with account_disabled."""
+    rounds = scaled(3, 20)
+    seen = Counter[str]()
+    async with running(tmp_path) as bench:
+        server, client, crowd = bench.server, bench.client, bench.crowd
+        await server.add_user("root", admin=True)
+        root = bearer((await login(client, "root"))["token"])
+        for round_ in range(rounds):
+            name = f"d{round_}"
+            await server.add_user(name)
+            done = asyncio.Event()
+            disable = disable_after(client, root, name, 0.005 * (round_ % 4), done)
+            _, *batches = await asyncio.gather(
+                disable, *(signing_in(http, name, done) for http in crowd[1:21])
+            )
+            for after, response in (pair for batch in batches for pair in batch):
+                if response.status_code == 200:
+                    assert not after, "a sign-in that started after the disable succeeded"
+                    me = await client.get("/api/v1/me", headers=bearer(response.json()["token"]))
+                    assert me.status_code == 401, me.text
+                    seen["session issued before, ended"] += 1
+                else:
+                    assert outcome(response) == (403, "account_disabled"), response.text
+                    seen["refused"] += 1
+    assert seen["refused"]
+    figures.record(
+        GROUP,
+        f"{rounds} rounds: 20 clients sign in to one account 4 times each while an administrator"
+        " disables it",
+        sum(seen.values()),
+        f"{seen['session issued before, ended']} sessions issued just before the disable all"
+        f" ended with it; {seen['refused']} sign-ins refused with account_disabled; none"
+        " succeeded after it returned",
+    )

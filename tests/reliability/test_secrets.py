@@ -214,6 +214,29 @@ async def test_no_secret_in_database_or_log(tmp_path: Path, figures: Figures) ->
                 half.seen.append(pending["secret"])
                 reset = people[-1]
                 await reset.post(f"/api/v1/admin/users/{reset.name}/reset-2fa", 200, admin)
+                # The lifecycle: a temporary password set by the administrator, replaced at
+                # the next sign-in, then changed again by its owner with a code.
+                temporary, chosen, changed = "tmp-Qx7-secret", "chosen-Wk3-secret", "again-J9v"
+                reset.seen.extend([temporary, chosen, changed])
+                await reset.post(
+                    f"/api/v1/admin/users/{reset.name}/password",
+                    200,
+                    admin,
+                    json={"password": temporary},
+                )
+                restricted = (await reset.password_step(temporary))["token"]
+                done = await reset.post(
+                    "/api/v1/me/password",
+                    200,
+                    restricted,
+                    json={"current_password": temporary, "new_password": chosen},
+                )
+                await reset.post(
+                    "/api/v1/me/password",
+                    204,
+                    done["token"],
+                    json={"current_password": chosen, "new_password": changed},
+                )
                 await root.post("/api/v1/logout", 204, admin)
         finally:
             await server.app.stop()
@@ -225,7 +248,8 @@ async def test_no_secret_in_database_or_log(tmp_path: Path, figures: Figures) ->
         GROUP,
         f"{people_count} people and an administrator: accounts created over the API, 2FA set up,"
         " sign-ins with codes and recovery codes, wrong guesses, regenerated codes, a pending"
-        " setup, disconnect, admin reset; then the database (SQL dump, raw file, WAL) and the"
+        " setup, disconnect, admin resets of 2FA and of the password, password changes; then"
+        " the database (SQL dump, raw file, WAL) and the"
         " DEBUG log searched for every secret",
         looked_for,
         f"none of {looked_for} secrets (TOTP secrets in base32, recovery codes, session tokens,"
