@@ -265,6 +265,26 @@ class TestTemporaryPassword:
         assert_error(await reset(client, root, "nobody"), 404, "not_found")
 
 
+async def test_a_temporary_password_is_no_first_factor_for_a_relying_service(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """A service that sends the password too (it has no first factor of its own) is refused
+    a temporary one until it is replaced, even with the right code."""
+    root = await admin(server, client)
+    secret, _, _ = await user_with_2fa(server, client)
+    key = (await Admin(server.core).add_service(Actor("test", None), "vpn", "")).key
+    await reset(client, root, "alice")
+    body = {"username": "alice", "password": TEMPORARY, "code": totp_code(secret, server.clock)}
+    refused = await client.post(f"{API}/verify", headers=bearer(key), json=body)
+    assert "temporary password" in assert_error(refused, 403, "password_change_required")["message"]
+    row = (await admin_rows(client, root, "alice"))[0]
+    assert (row["event"], row["reason"], row["service"]) == (
+        "verify",
+        "password_change_required",
+        "vpn",
+    )
+
+
 class TestDisable:
     async def test_a_disabled_users_live_session_stops_at_once(
         self, server: RunningServer, client: httpx.AsyncClient

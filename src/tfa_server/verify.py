@@ -29,6 +29,7 @@ from tfa_server.errors import (
     EnrollmentRequired,
     InvalidCredentials,
     InvalidRequest,
+    PasswordChangeRequired,
     TotpNotEnabled,
     Unauthorized,
     UnknownUser,
@@ -179,6 +180,15 @@ class Verify:
                     user, user.username, password, origin, "verify"
                 ):
                     raise InvalidCredentials("Wrong username or password.")
+                if user.password_change_required:
+                    # A temporary password opens nothing before it is replaced, here neither.
+                    await self._record(
+                        user, origin, "verify", False, reason="password_change_required"
+                    )
+                    raise PasswordChangeRequired(
+                        "Your administrator set a temporary password. Choose a new one from"
+                        f" any terminal: {self._setup_hint()} and then sign in here again."
+                    )
             if not user.totp_enabled:
                 await self._refuse_without_2fa(user, origin)
             method = method_of(code, core)
