@@ -266,14 +266,15 @@ class TestUserCommands:
             "USERNAME",
             "ADMIN",
             "2FA",
+            "STATE",
             "LOCKED",
             "UNTIL",
             "LAST",
             "SIGN-IN",
         ]
         assert sorted(line.split() for line in lines[1:]) == [
-            ["alice", "yes", "off", "-", "never"],
-            ["bob", "no", "off", "-", "never"],
+            ["alice", "yes", "off", "-", "-", "never"],
+            ["bob", "no", "off", "-", "-", "never"],
         ]
 
     def test_password_is_not_echoed_or_stored_in_clear(self, db: Path, env: dict[str, str]) -> None:
@@ -382,7 +383,7 @@ class TestPolicyCommands:
         ([], "command"),
         (["user"], "user_command"),
         (["user", "add"], "name"),
-        (["user", "delete", "alice"], "invalid choice: 'delete'"),
+        (["user", "rename", "alice"], "invalid choice: 'rename'"),
         (["serve", "--port", "http"], "--port"),
         (["serve", "--lock-after", "0"], "greater than 0"),
         (["serve", "--log-level", "LOUD"], "--log-level"),
