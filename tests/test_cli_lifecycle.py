@@ -369,6 +369,19 @@ def test_delete_of_an_unknown_name_asks_nothing(cli: Cli, terminal: tuple[int, I
     assert "Delete" not in ran.err
 
 
+def test_delete_of_the_last_administrator_asks_nothing(
+    cli: Cli, terminal: tuple[int, IO[str]]
+) -> None:
+    """A delete that the rules refuse is refused before the question, not after the name."""
+    add(cli, "root", admin=True)
+    keyboard, stdin = terminal
+    os.write(keyboard, b"root\n")  # if it asked anyway
+    ran = cli("user", "delete", "root", stdin=stdin)
+    ran.refused("root is the last enabled administrator")
+    assert "Delete" not in ran.err
+    assert "root" in listed(cli)
+
+
 @pytest.mark.parametrize(
     ("typed", "status", "kept"),
     [("alice", 0, False), ("yes", 1, True), ("Alice", 1, True)],

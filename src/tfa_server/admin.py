@@ -273,6 +273,14 @@ class Admin:
 
         return self._view(await self.core.db.run(self._on_user(username, _set)))
 
+    async def may_delete(self, actor: Actor, username: str) -> None:
+        """The delete's rules alone, for asking "are you sure?" only when it could happen."""
+
+        def _check(conn: sqlite3.Connection) -> None:
+            self._keep_an_administrator(conn, actor, _target(conn, username), "delete")
+
+        await self.core.db.run(_check)
+
     async def delete(self, actor: Actor, username: str) -> None:
         """The account, its secrets, codes and sessions go; its history stays for
         administrators under the old name, marked, and the name is free again."""

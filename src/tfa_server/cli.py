@@ -467,6 +467,7 @@ def _user_lifecycle(args: argparse.Namespace) -> None:
     elif command == "delete":
         name = _existing_user(args).username
         if not args.yes:
+            _run_admin(args, lambda admin, actor: admin.may_delete(actor, name))
             _confirm_delete(name)
         _run_admin(args, lambda admin, actor: admin.delete(actor, name))
         print(f"{name} deleted; their sign-in history stays for administrators")
