@@ -178,6 +178,7 @@ def test_table_rows_keep_server_words_literal_including_unknown_ones() -> None:
             "service_ip": None,
             "count": 1,
             "known_user": False,
+            "account_deleted": False,
             "username": "[/x]",
         },
         AdminHistoryItem,

@@ -25,19 +25,20 @@ from textual.widgets import (
     TabPane,
 )
 
-from tfa_tui.api import AdminUser, AuditItem, Policy, Service
+from tfa_tui.api import AdminHistoryItem, AuditItem, Policy
 from tfa_tui.api.errors import ApiError
 from tfa_tui.plain import cell, visible
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import PAGE, history_row
+from tfa_tui.widgets.admin_services import ServicesSection
+from tfa_tui.widgets.admin_users import UsersSection
 from tfa_tui.widgets.fields import Field
-from tfa_tui.words import local_date, local_time, seconds_left
+from tfa_tui.words import local_time
 
 if TYPE_CHECKING:
     from tfa_tui.app import TfaApp
 
 MAX_GRACE_DAYS = 365
-DESCRIPTION_CELL = 24  # at 80 columns, what leaves room for the last use and its address
 ACTIONS = {
     "policy_changed": "Policy changed",
     "user_created": "User added",
@@ -45,6 +46,12 @@ ACTIONS = {
     "user_unlocked": "Unlocked",
     "service_added": "Service added",
     "service_revoked": "Service revoked",
+    "password_reset": "Password set",
+    "user_disabled": "Disabled",
+    "user_enabled": "Enabled",
+    "user_deleted": "User deleted",
+    "admin_granted": "Made administrator",
+    "admin_revoked": "Admin rights removed",
 }
 
 
@@ -115,7 +122,35 @@ def audit_detail(action: str, detail: Mapping[str, Any]) -> str:
         return str(detail.get("description") or "-")
     if action == "service_revoked":
         return "its key stopped working"
+    ended = f"{detail.get('sessions_ended', 0)} session(s) ended"
+    if action == "password_reset":
+        return ("temporary" if detail.get("temporary") else "not temporary") + f", {ended}"
+    if action == "user_disabled":
+        return ended
+    if action == "user_enabled":
+        return f"disabled for {_duration(int(detail.get('disabled_seconds') or 0))}"
+    if action == "user_deleted":
+        role = "administrator" if detail.get("was_admin") else "user"
+        had = "had 2FA" if detail.get("had_2fa") else "had no 2FA"
+        return f"{role}, {had}, {ended}"
+    if action in ("admin_granted", "admin_revoked"):
+        return "administrator" if detail.get("is_admin") else "no longer administrator"
     return ", ".join(f"{key}={value}" for key, value in detail.items()) or "-"
+
+
+def _duration(seconds: int) -> str:
+    """Roughly, in the largest unit that fits: "40 s", "12 min", "3 h", "2 days"."""
+    if seconds >= 86_400:
+        return _days(seconds // 86_400)
+    for size, unit in ((3_600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def history_user(entry: AdminHistoryItem) -> Text:
+    """Whose attempt: a deleted account's rows stay (they are evidence), marked in words."""
+    return cell((entry.username or "-") + (" (deleted)" if entry.account_deleted else ""))
 
 
 def audit_row(entry: AuditItem) -> tuple[str | Text, ...]:
@@ -126,41 +161,6 @@ def audit_row(entry: AuditItem) -> tuple[str | Text, ...]:
         cell(entry.target or "-"),
         cell(audit_detail(entry.action, entry.detail)),
         cell(entry.ip or "console"),
-    )
-
-
-def lock_cell(user: AdminUser) -> str:
-    """The lock as it is now: seconds left while it holds (counted down on screen), and no
-    lock once it is over; failed attempts the server counted still show."""
-    left = seconds_left(user.locked_until) if user.locked_until else 0
-    if left:
-        return f"locked, {left} s left"
-    if user.failed_attempts:
-        return f"{user.failed_attempts} failed"
-    return "-"
-
-
-def user_row(user: AdminUser) -> tuple[str | Text, ...]:
-    return (
-        cell(user.username),
-        "✔ admin" if user.is_admin else "",
-        "[green]✔ on[/]" if user.totp_enabled else "[red]✘ off[/]",
-        local_time(user.last_login.at) if user.last_login else "never",
-        lock_cell(user),
-    )
-
-
-def service_row(service: Service) -> tuple[str | Text, ...]:
-    """Last used: when, and from which address the service called (a key used from somewhere
-    unexpected shows here). A long description is cut short: the revoke question shows all."""
-    description = cell(service.description or "-")
-    description.truncate(DESCRIPTION_CELL, overflow="ellipsis")
-    return (
-        cell(service.name),
-        description,
-        local_date(service.created_at),
-        local_time(service.last_used_at) if service.last_used_at else "never",
-        cell(service.last_used_ip or "-"),
     )
 
 
@@ -200,6 +200,12 @@ class AdminPane(Vertical):
         Binding("plus", "add_service", "Add service", show=False, id="admin-add-service"),
         Binding("delete", "revoke_service", "Revoke", show=False, id="admin-revoke-service"),
         Binding("o", "older", "Load older", show=False, id="admin-older"),
+        # The selected user's actions (Admin > Users).
+        Binding("w", "user('reset_password')", "Set password", show=False, id="admin-password"),
+        Binding("d", "user('disable')", "Disable", show=False, id="admin-disable"),
+        Binding("e", "user('enable')", "Enable", show=False, id="admin-enable"),
+        Binding("m", "user('admin_rights')", "Admin rights", show=False, id="admin-rights"),
+        Binding("x", "user('delete')", "Delete user", show=False, id="admin-delete"),
     ]
 
     class PolicySaved(Message):
@@ -208,8 +214,6 @@ class AdminPane(Vertical):
     def __init__(self) -> None:
         super().__init__(id="admin-pane")
         self._policy: Policy | None = None
-        self._users: dict[str, AdminUser] = {}
-        self._services: dict[str, Service] = {}
         self._next: dict[str, int | None] = {"history": None, "audit": None}
         self._section = "admin-policy"
 
@@ -245,20 +249,9 @@ class AdminPane(Vertical):
                 yield Static("", id="admin-policy-status", classes="admin-note")
                 yield Button("Save", variant="primary", id="admin-save", compact=True)
             with TabPane("[u]U[/u]sers", id="admin-users"):
-                with Horizontal(classes="admin-toolbar"):
-                    yield Button("Add user (+)", variant="primary", id="admin-add", compact=True)
-                    yield Button("Reset 2FA", variant="error", id="admin-reset", compact=True)
-                    yield Button("Unlock", variant="warning", id="admin-unlock", compact=True)
-                yield DataTable(id="admin-users-table", cursor_type="row", zebra_stripes=True)
+                yield UsersSection()
             with TabPane("Ser[u]v[/u]ices", id="admin-services"):
-                with Horizontal(classes="admin-toolbar"):
-                    yield Button(
-                        "Add service (+)", variant="primary", id="admin-add-service", compact=True
-                    )
-                    yield Button(
-                        "Revoke (Del)", variant="error", id="admin-revoke-service", compact=True
-                    )
-                yield DataTable(id="admin-services-table", cursor_type="row", zebra_stripes=True)
+                yield ServicesSection()
             with TabPane("S[u]i[/u]gn-in history", id="admin-history"):
                 with Horizontal(classes="admin-toolbar"):
                     yield Field(
@@ -293,12 +286,6 @@ class AdminPane(Vertical):
                 yield DataTable(id="admin-audit-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        self._table("users").add_columns(
-            "Username", "Admin", "2FA", "Last sign-in", ("Lock", "lock")
-        )
-        # Locks last seconds to minutes: counted down while anyone is locked.
-        self._lock_timer = self.set_interval(1.0, self._count_down_locks, pause=True)
-        self._table("services").add_columns("Name", "Description", "Created", "Last used", "From")
         self._table("history").add_columns(
             "User", "Time", "Event", "Result", "Method", "IP", "Client", "Reason"
         )
@@ -311,8 +298,8 @@ class AdminPane(Vertical):
     def reload(self) -> None:
         """Fetch all four sections again, from the newest entries (the home screen's `r`)."""
         self.load_policy()
-        self.load_users()
-        self.load_services()
+        self.query_one(UsersSection).load_users()
+        self.query_one(ServicesSection).load_services()
         self.load_history(reset=True)
         self.load_audit(reset=True)
 
@@ -339,7 +326,7 @@ class AdminPane(Vertical):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         active = self._section
-        if action == "add_user":
+        if action in ("add_user", "user"):
             return active == "admin-users"
         if action in ("add_service", "revoke_service"):
             return active == "admin-services"
@@ -453,191 +440,37 @@ class AdminPane(Vertical):
         """Whether 2FA is forced, as last loaded; None before the policy is loaded."""
         return None if self._policy is None else self._policy.force_2fa
 
-    # Users
+    # Users and services: their sections do the work; the keys are here, so that they work
+    # from the section's tabs too.
 
-    @work(exclusive=True, exit_on_error=False, group="users")
-    async def load_users(self) -> None:
-        table = self._table("users")
-        table.loading = True
-        try:
-            users = await self.tfa.api.users()
-        except ApiError as exc:
-            self.failed(exc)
-            return
-        finally:
-            table.loading = False
-        chosen = self._selected_user(quiet=True)
-        self._users = {user.username: user for user in users}
-        table.clear()
-        for user in users:
-            table.add_row(*user_row(user), key=user.username)
-        if chosen is not None and chosen.username in self._users:  # keep the cursor on them
-            table.move_cursor(row=table.get_row_index(chosen.username))
-        self._count_down_locks()
+    def action_add_user(self) -> None:
+        self.query_one(UsersSection).add_user()
 
-    def _count_down_locks(self) -> None:
-        locked = [user for user in self._users.values() if user.locked_until is not None]
-        table = self._table("users")
-        for user in locked:
-            table.update_cell(user.username, "lock", lock_cell(user))
-        still = any(seconds_left(user.locked_until) for user in locked if user.locked_until)
-        if still:
-            self._lock_timer.resume()
-        else:
-            self._lock_timer.pause()
+    def action_user(self, action: str) -> None:
+        """W, D, E, M and X: an action on the selected user."""
+        section = self.query_one(UsersSection)
+        {
+            "reset_password": section.reset_password,
+            "disable": section.disable,
+            "enable": section.enable,
+            "admin_rights": section.admin_rights,
+            "delete": section.delete,
+        }[action]()
 
-    def _selected_user(self, *, quiet: bool = False) -> AdminUser | None:
-        table = self._table("users")
-        if table.row_count == 0:
-            if not quiet:
-                self.notify("There is no user to choose.", severity="warning")
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self._users.get(key or "")
+    def action_add_service(self) -> None:
+        self.query_one(ServicesSection).add_service()
 
-    @on(Button.Pressed, "#admin-add")
-    @work(exclusive=True, exit_on_error=False, group="user-action")
-    async def action_add_user(self) -> None:
-        from tfa_tui.screens.add_user import AddUserScreen
+    def action_revoke_service(self) -> None:
+        self.query_one(ServicesSection).revoke_service()
 
-        user = await self.app.push_screen_wait(AddUserScreen())
-        if user is not None:
-            self.notify(
-                f"{user.username} is added" + (" as an administrator." if user.is_admin else ".")
-            )
-            self.load_users()
-            self.load_audit(reset=True)
-
-    @on(Button.Pressed, "#admin-reset")
-    @work(exclusive=True, exit_on_error=False, group="user-action")
-    async def reset_2fa(self) -> None:
-        user = self._selected_user()
-        if user is None:
-            return
-        if not user.totp_enabled:
-            self.notify(f"{user.username} has no two-factor authentication to reset.")
-            return
-        myself = user.username == self.tfa.username
-        text = (
-            "This removes your own two-factor authentication and signs you out everywhere,"
-            " here too."
-            if myself
-            else f"This removes {visible(user.username)}'s two-factor authentication and signs"
-            " them out everywhere. Their recovery codes stop working too."
-        )
-        title = f"Reset 2FA of {visible(user.username)}?"
-        if not await self.app.push_screen_wait(
-            ConfirmScreen(title, text, confirm="Reset 2FA", danger=True)
-        ):
-            return
-        try:
-            await self.tfa.api.reset_2fa(user.username)
-        except ApiError as exc:
-            self.failed(exc)
-            return
-        if self.tfa.demo is not None:
-            self.tfa.demo.remember_secret(user.username, None)
-        if myself:
-            self.tfa.session_ended("You reset your own two-factor authentication. Sign in again.")
-            return
-        self.notify(f"{user.username}'s two-factor authentication is removed; they are signed out.")
-        self.load_users()
+    @on(UsersSection.Changed)
+    def _user_changed(self) -> None:
+        """An administrator's act on an account is in its history as well as in the log."""
+        self.load_history(reset=True)
         self.load_audit(reset=True)
 
-    @on(Button.Pressed, "#admin-unlock")
-    @work(exclusive=True, exit_on_error=False, group="user-action")
-    async def unlock(self) -> None:
-        user = self._selected_user()
-        if user is None:
-            return
-        if user.locked_until is None:
-            self.notify(f"{user.username} is not locked.")
-            return
-        try:
-            fresh = await self.tfa.api.unlock(user.username)
-        except ApiError as exc:
-            self.failed(exc)
-            return
-        self.notify(f"{fresh.username} is unlocked and can sign in again.")
-        self.load_users()
-        self.load_audit(reset=True)
-
-    # Services
-
-    @work(exclusive=True, exit_on_error=False, group="services")
-    async def load_services(self) -> None:
-        table = self._table("services")
-        table.loading = True
-        try:
-            services = await self.tfa.api.services()
-        except ApiError as exc:
-            self.failed(exc)
-            return
-        finally:
-            table.loading = False
-        chosen = self._selected_service(quiet=True)
-        self._services = {service.name: service for service in services}
-        table.clear()
-        for service in services:
-            table.add_row(*service_row(service), key=service.name)
-        if chosen is not None and chosen.name in self._services:  # keep the cursor on it
-            table.move_cursor(row=table.get_row_index(chosen.name))
-
-    def _selected_service(self, *, quiet: bool = False) -> Service | None:
-        table = self._table("services")
-        if table.row_count == 0:
-            if not quiet:
-                self.notify("There is no service to choose.", severity="warning")
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self._services.get(key or "")
-
-    @on(Button.Pressed, "#admin-add-service")
-    @work(exclusive=True, exit_on_error=False, group="service-action")
-    async def action_add_service(self) -> None:
-        """The dialog, then the new key on a screen of its own, shown this once."""
-        from tfa_tui.screens.add_service import AddServiceScreen
-        from tfa_tui.screens.service_key import ServiceKeyScreen
-
-        service = await self.app.push_screen_wait(AddServiceScreen())
-        if service is None:
-            return
-        self.app.push_screen(ServiceKeyScreen(service))
-        self.load_services()
-        self.load_audit(reset=True)
-
-    @on(Button.Pressed, "#admin-revoke-service")
-    @work(exclusive=True, exit_on_error=False, group="service-action")
-    async def action_revoke_service(self) -> None:
-        service = self._selected_service()
-        if service is None:
-            return
-        name = visible(service.name)
-        used = (
-            f"last used {local_time(service.last_used_at)}"
-            + (f" from {visible(service.last_used_ip)}" if service.last_used_ip else "")
-            if service.last_used_at
-            else "never used"
-        )
-        if not await self.app.push_screen_wait(
-            ConfirmScreen(
-                f"Revoke the service {name}?",
-                f"{name} ({visible(service.description) or 'no description'}; {used}).\n\n"
-                f"Its key stops working at once: {name} can no longer check anyone's code"
-                " with tfa. This cannot be undone; to use it again, add it again and give it"
-                " the new key.",
-                confirm="Revoke",
-                danger=True,
-            )
-        ):
-            return
-        try:
-            await self.tfa.api.revoke_service(service.name)
-        except ApiError as exc:
-            self.failed(exc)
-            return
-        self.notify(f"{service.name} is revoked: its key no longer works.")
-        self.load_services()
+    @on(ServicesSection.Changed)
+    def _service_changed(self) -> None:
         self.load_audit(reset=True)
 
     # Sign-in history and audit log
@@ -684,10 +517,7 @@ class AdminPane(Vertical):
             table.loading = False
         if reset:
             table.clear()
-        rows = {
-            str(entry.id): (cell(entry.username or "-"), *history_row(entry))
-            for entry in page.items
-        }
+        rows = {str(entry.id): (history_user(entry), *history_row(entry)) for entry in page.items}
         self._fill("history", rows, page.next_before)
 
     @work(exclusive=True, exit_on_error=False, group="audit")
