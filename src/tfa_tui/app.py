@@ -12,10 +12,11 @@ from textual.binding import Binding
 from textual.notifications import Notify, SeverityLevel
 from textual.screen import Screen
 
+from tfa_protocol import types as wire  # its PasswordChangeRequired: the sign-in answer
 from tfa_tui import exit_guard
 from tfa_tui.api import Authenticated, Me, SignInResult, TotpRequired
 from tfa_tui.api.client import TfaClient
-from tfa_tui.api.errors import ApiError, EnrollmentRequired, Unauthorized
+from tfa_tui.api.errors import ApiError, EnrollmentRequired, PasswordChangeRequired, Unauthorized
 from tfa_tui.commands import TfaCommands
 from tfa_tui.demo import DemoAccounts
 from tfa_tui.plain import visible
@@ -24,6 +25,8 @@ from tfa_tui.words import describe
 
 LOGOUT_ON_QUIT = 2.0  # seconds: quitting never waits longer on the server than this
 SIGNED_OUT = "You are signed out."
+# A session that may only change a temporary password, met where the password is not at hand.
+TEMPORARY_SET = "Your administrator set a temporary password. Sign in with it to choose a new one."
 SIGNED_OUT_HERE = (
     "Signed out here; the server could not be told, so the session stays valid until it"
     " expires or you revoke it from Sessions."
@@ -155,11 +158,23 @@ class TfaApp(App[None]):
         self.username, self.remembered = me.username, True
         self.show_home(me)
 
-    def signed_in(self, result: SignInResult, *, remember: bool) -> None:
+    def signed_in(
+        self, result: SignInResult, *, remember: bool, password: str | None = None
+    ) -> None:
+        """The one place a sign-in's answer leads on from, whichever step gave it (password,
+        code, a new password). `password`: what was just typed on the sign-in screen, which a
+        temporary password's screen sends as the current one; passed on, never kept here."""
+        from tfa_tui.screens.new_password import NewPasswordScreen
         from tfa_tui.screens.second_factor import SecondFactorScreen
         from tfa_tui.screens.setup import SetupScreen
 
         self.username = result.user.username
+        if isinstance(result, wire.PasswordChangeRequired):  # never remembered: it opens nothing
+            if password is None:  # not from the sign-in screen: the password is not at hand
+                self.sign_out(TEMPORARY_SET)
+            else:
+                self.switch_screen(NewPasswordScreen(self.username, password, remember=remember))
+            return
         if isinstance(result, TotpRequired):
             self.switch_screen(SecondFactorScreen(result.user.username, remember=remember))
             return
@@ -172,11 +187,15 @@ class TfaApp(App[None]):
 
     def api_failed(self, error: BaseException) -> None:
         """One place for the failures of every worker on a signed-in screen: an ended session
-        goes back to sign in, one the policy holds goes to the setup, the rest is said."""
+        goes back to sign in, one the policy holds goes to the setup, one held to a new
+        password is signed out (only the sign-in screen has the temporary password), the rest
+        is said."""
         if isinstance(error, Unauthorized):
             self.session_ended()
         elif isinstance(error, EnrollmentRequired):
             self.enrollment_required()
+        elif isinstance(error, PasswordChangeRequired):
+            self.sign_out(TEMPORARY_SET)
         else:
             self.notify(describe(error), severity="error")
 
@@ -255,12 +274,11 @@ class TfaApp(App[None]):
             self.remembered = False
 
     @work(exclusive=True, exit_on_error=False, group="sign-out")
-    async def sign_out(self) -> None:
+    async def sign_out(self, notice: str = SIGNED_OUT) -> None:
         """Signed out here in any case; the words say whether the session ended on the server
         too (an answer that it had already ended counts: the client takes it as done)."""
         if not await self._may_leave():
             return
-        notice = SIGNED_OUT
         try:
             await self.api.logout()
         except ApiError:  # not heard: the server still holds the session

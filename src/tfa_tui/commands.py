@@ -36,6 +36,11 @@ class TfaCommands(Provider):
                     "Where you are signed in (n)",
                     lambda: screen.action_tab("sessions"),
                 ),
+                (
+                    "Change password",
+                    "Your other sessions are signed out (c)",
+                    screen.action_change_password,
+                ),
             ]
             if me.totp_enabled:
                 found.append(

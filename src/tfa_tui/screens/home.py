@@ -59,6 +59,9 @@ def history_row(entry: HistoryItem) -> tuple[str | Text, ...]:
     )
 
 
+# A session that is not yet a sign-in, in words; a full one needs none.
+SESSION_KINDS = {"password_change": "new password due", "enrollment": "2FA setup only"}
+
 FORCED_FOR_ADMIN = (
     "Two-factor authentication is forced for every account, yours too (the policy under Admin)."
 )
@@ -85,6 +88,7 @@ class HomeScreen(TfaScreen):
         ),
         Binding("l", "admin_section('admin-audit')", "Audit log", id="admin-audit", show=False),
         Binding("g", "new_codes", "New recovery codes", id="new-codes", show=False),
+        Binding("c", "change_password", "Change password", id="change-password"),
         Binding("r", "refresh", "Refresh", id="refresh"),
         Binding("ctrl+o", "sign_out", "Sign out", id="sign-out"),
     ]
@@ -112,6 +116,7 @@ class HomeScreen(TfaScreen):
                         "Connect authenticator app", variant="primary", id="connect", compact=True
                     )
                     yield Button("New recovery codes", id="regenerate", compact=True)
+                    yield Button("Change password", id="change-password", compact=True)
                     yield Button("Disconnect", variant="error", id="disconnect", compact=True)
             with TabPane("[u]H[/u]istory", id="history"), Vertical():
                 with Horizontal(classes="toolbar"):
@@ -177,15 +182,24 @@ class HomeScreen(TfaScreen):
 
     def action_tab(self, tab: str) -> None:
         """Open a section by key; its main control takes the focus, so keys work at once."""
-        self.query_one(TabbedContent).active = tab
+        self._open(tab)
         if tab == "security":
             self._focus_security()
         elif tab in ("history", "sessions"):
             self.query_one(f"#{tab}-table").focus()
 
+    def _open(self, tab: str) -> None:
+        """Show a tab, from no focus: when a focused button's pane is hidden, Textual hands the
+        focus to a sibling button, whose pane then opens again (the Security tab's buttons did
+        that to the keys of the other tabs). The tab opened gives the focus out itself."""
+        tabbed = self.query_one(TabbedContent)
+        if tabbed.active != tab:
+            self.set_focus(None)
+        tabbed.active = tab
+
     def action_admin_section(self, section: str) -> None:
         """Open a section of the Admin tab, from any tab, as the main tabs' keys do."""
-        self.query_one(TabbedContent).active = "admin"
+        self._open("admin")
         self._admin_pane().show_section(section)
 
     def _admin_pane(self) -> AdminPane:
@@ -204,7 +218,7 @@ class HomeScreen(TfaScreen):
         self._admin_pane().action_add_service()
 
     def action_force_2fa(self, force: bool) -> None:
-        self.query_one(TabbedContent).active = "admin"
+        self._open("admin")
         self._admin_pane().force_2fa(force)
 
     @property
@@ -315,6 +329,26 @@ class HomeScreen(TfaScreen):
         from tfa_tui.screens.setup import SetupScreen
 
         self.tfa.switch_screen(SetupScreen())
+
+    @on(Button.Pressed, "#change-password")
+    def action_change_password(self) -> None:
+        self.change_password()
+
+    @work(exclusive=True, exit_on_error=False, group="change-password")
+    async def change_password(self) -> None:
+        """The dialog sends the change itself; here only what follows it: this session goes
+        on, and History and Sessions show the change and the sessions it ended."""
+        from tfa_tui.screens.change_password import ChangePasswordScreen
+
+        if not await self.app.push_screen_wait(
+            ChangePasswordScreen(with_code=self.me.totp_enabled)
+        ):
+            return
+        self.notify(
+            "Your password is changed. Your other sessions were signed out; this one goes on."
+        )
+        self.load_history(reset=True)
+        self.load_sessions()
 
     @on(Button.Pressed, "#disconnect")
     @work(exclusive=True, exit_on_error=False, group="disconnect")
@@ -451,7 +485,7 @@ class HomeScreen(TfaScreen):
         self._sessions = {str(session.id): session for session in sessions}
         for session in sessions:
             table.add_row(
-                "▶ this session" if session.current else "",
+                "▶ this session" if session.current else SESSION_KINDS.get(session.kind, ""),
                 local_time(session.created_at),
                 local_time(session.last_seen_at),
                 cell(session.ip),

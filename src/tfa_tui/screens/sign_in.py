@@ -182,7 +182,8 @@ class SignInScreen(TfaScreen):
         finally:
             card.loading = False
         self.query_one("#password", Input).value = ""
-        self.tfa.signed_in(result, remember=remember)
+        # A temporary password is the current one on the "Choose a new password" screen.
+        self.tfa.signed_in(result, remember=remember, password=password)
 
     def _count_down(self, seconds: int) -> None:
         button = self.query_one("#sign-in", Button)
