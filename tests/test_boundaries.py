@@ -83,3 +83,22 @@ def test_only_the_api_layer_speaks_http() -> None:
     }
     assert speakers
     assert all(path.startswith("api/") for path in speakers), speakers
+
+
+def test_workers_given_arguments_have_a_fixed_description() -> None:
+    """Textual describes a worker by default as its call with the arguments' repr, and that
+    text shows in worker errors and the devtools log: a sign-in worker would carry the password.
+    Every worker that takes arguments names itself instead."""
+    undescribed = []
+    for path in (SRC / "tfa_tui").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef):
+                continue
+            arguments = node.args.args[1:] + node.args.kwonlyargs
+            for decorator in node.decorator_list:
+                if not (isinstance(decorator, ast.Call) and ast.unparse(decorator.func) == "work"):
+                    continue
+                named = {keyword.arg for keyword in decorator.keywords}
+                if arguments and "description" not in named:
+                    undescribed.append(f"{path.relative_to(SRC)}:{node.name}")
+    assert not undescribed

@@ -145,7 +145,7 @@ class TfaApp(App[None]):
         elif not self.demo_visible:
             panels.remove()
 
-    @work(exclusive=True, exit_on_error=False, group="resume")
+    @work(exclusive=True, exit_on_error=False, group="resume", description="resume")
     async def resume(self, username: str, token: str) -> None:
         """Continue a remembered session if the server still accepts it."""
         self.api.token = token
@@ -273,7 +273,7 @@ class TfaApp(App[None]):
             self.store.forget(self.api.base_url, self.username)
             self.remembered = False
 
-    @work(exclusive=True, exit_on_error=False, group="sign-out")
+    @work(exclusive=True, exit_on_error=False, group="sign-out", description="sign out")
     async def sign_out(self, notice: str = SIGNED_OUT) -> None:
         """Signed out here in any case; the words say whether the session ended on the server
         too (an answer that it had already ended counts: the client takes it as done)."""

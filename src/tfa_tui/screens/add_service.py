@@ -83,7 +83,7 @@ class AddServiceScreen(ModalScreen[NewService | None]):
         self._say("")
         self.create(name, self.query_one("#description", Input).value.strip())
 
-    @work(exclusive=True, exit_on_error=False, group="create-service")
+    @work(exclusive=True, exit_on_error=False, group="create-service", description="create")
     async def create(self, name: str, description: str) -> None:
         app = cast("TfaApp", self.app)
         dialog = self.query_one("#dialog")

@@ -131,7 +131,7 @@ class AddUserScreen(ModalScreen[AdminUser | None]):
             self.query_one("#admin", Checkbox).value,
         )
 
-    @work(exclusive=True, exit_on_error=False, group="create-user")
+    @work(exclusive=True, exit_on_error=False, group="create-user", description="create")
     async def create(self, username: str, password: str, is_admin: bool) -> None:
         dialog = self.query_one("#dialog")
         dialog.loading = True

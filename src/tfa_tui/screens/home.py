@@ -442,7 +442,7 @@ class HomeScreen(TfaScreen):
     def _older(self) -> None:
         self.load_history(reset=False)
 
-    @work(exclusive=True, exit_on_error=False, group="history")
+    @work(exclusive=True, exit_on_error=False, group="history", description="load history")
     async def load_history(self, *, reset: bool) -> None:
         table = self.query_one("#history-table", DataTable)
         before = None if reset else self._next_before

@@ -98,7 +98,7 @@ class ReauthScreen(ModalScreen[T | None], Generic[T]):
             return
         self.run_attempt(Reauthentication(password, code))
 
-    @work(exclusive=True, exit_on_error=False, group="reauth")
+    @work(exclusive=True, exit_on_error=False, group="reauth", description="run attempt")
     async def run_attempt(self, answer: Reauthentication) -> None:
         dialog = self.query_one("#dialog")
         dialog.loading = True

@@ -116,7 +116,7 @@ class ResetPasswordScreen(ModalScreen[PasswordSet | None]):
         self._say("")
         self.send(password, self.query_one("#temporary", Checkbox).value)
 
-    @work(exclusive=True, exit_on_error=False, group="reset-password")
+    @work(exclusive=True, exit_on_error=False, group="reset-password", description="send")
     async def send(self, password: str, temporary: bool) -> None:
         dialog = self.query_one("#dialog")
         dialog.loading = True

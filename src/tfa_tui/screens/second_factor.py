@@ -110,7 +110,7 @@ class SecondFactorScreen(TfaScreen):
         over()  # meanwhile too: the loading cover took the focus
         self.query_one("#error", MessageLine).count_down(seconds, LOCKED, over)
 
-    @work(exclusive=True, exit_on_error=False, group="second-factor")
+    @work(exclusive=True, exit_on_error=False, group="second-factor", description="submit")
     async def submit(self, code: str, *, recovery: bool) -> None:
         card = self.query_one("#card")
         field = self.query_one("#recovery" if recovery else "#code", Input)

@@ -196,7 +196,7 @@ class SetupScreen(TfaScreen):
             self._connecting = True
             self.connect(value.replace(" ", ""))
 
-    @work(exclusive=True, exit_on_error=False, group="setup")
+    @work(exclusive=True, exit_on_error=False, group="setup", description="connect")
     async def connect(self, code: str) -> None:
         field = self.query_one("#code", CodeInput)
         error = self.query_one("#error", Static)

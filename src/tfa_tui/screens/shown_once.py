@@ -70,7 +70,7 @@ class ShownOnceScreen(TfaScreen):
     def _save_submitted(self, event: Input.Submitted) -> None:
         self.save(event.value)
 
-    @work(exclusive=True, exit_on_error=False, group="save")
+    @work(exclusive=True, exit_on_error=False, group="save", description="save")
     async def save(self, raw_path: str) -> None:
         if await save_private(self.app, raw_path, self.secret_text(), self.WHAT) is None:
             return

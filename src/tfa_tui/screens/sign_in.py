@@ -159,7 +159,7 @@ class SignInScreen(TfaScreen):
         if text:
             self.query_one("#notice").add_class("hidden")
 
-    @work(exclusive=True, exit_on_error=False, group="sign-in")
+    @work(exclusive=True, exit_on_error=False, group="sign-in", description="sign in")
     async def sign_in(self, username: str, password: str, remember: bool) -> None:
         card = self.query_one("#card")
         card.loading = True

@@ -492,7 +492,7 @@ class AdminPane(Vertical):
         older.disabled = next_before is None
         older.label = "Load older (o)" if next_before is not None else "No older entries"
 
-    @work(exclusive=True, exit_on_error=False, group="history")
+    @work(exclusive=True, exit_on_error=False, group="history", description="load history")
     async def load_history(self, *, reset: bool) -> None:
         if not reset and self._next["history"] is None:
             return
@@ -520,7 +520,7 @@ class AdminPane(Vertical):
         rows = {str(entry.id): (history_user(entry), *history_row(entry)) for entry in page.items}
         self._fill("history", rows, page.next_before)
 
-    @work(exclusive=True, exit_on_error=False, group="audit")
+    @work(exclusive=True, exit_on_error=False, group="audit", description="load audit")
     async def load_audit(self, *, reset: bool) -> None:
         if not reset and self._next["audit"] is None:
             return
