@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pyotp
 from textual.pilot import Pilot
-from textual.widgets import Input, TabbedContent
+from textual.widgets import DataTable, Input, TabbedContent
 
 from tfa_server.demo_accounts import DEMO_ACCOUNTS
 from tfa_tui.api.client import TfaClient
@@ -212,6 +212,51 @@ async def admin_service_key(world: World) -> None:
     await world.press(*"git-host", "enter", *"git over SSH", "enter")
 
 
+def admin_user(name: str, *keys: str) -> Steps:
+    """Admin > Users with `name` selected, then `keys` (an action on it)."""
+
+    async def steps(world: World) -> None:
+        await admin_section("users")(world)
+        table = world.app.screen.query_one("#admin-users-table", DataTable)
+        usernames = [str(table.get_row_at(row)[0]) for row in range(table.row_count)]
+        table.move_cursor(row=usernames.index(name))
+        table.focus()
+        await world.settle()
+        await world.press(*keys)
+
+    return steps
+
+
+async def admin_users_states(world: World) -> None:
+    """One account disabled, one waiting for a new password: the State column says so."""
+    await world.sign_in("admin")
+    await world.app.api.disable_user("alice")
+    await world.app.api.reset_password("bob", "given-by-admin-42")
+    await admin_section("users")(world)
+    await world.press("r")
+
+
+async def change_password(world: World) -> None:
+    await world.sign_in_with_code("alice")
+    await world.press("c")
+    await world.press(*"alice-demo", "tab", *"a longer passphrase")
+
+
+async def choose_new_password(world: World) -> None:
+    """bob's administrator set a temporary password; bob signs in with it."""
+    async with httpx.AsyncClient(base_url=f"{world.server.url}/api/v1") as http:
+        [admin] = [account for account in DEMO_ACCOUNTS if account.is_admin]
+        credentials = {"username": admin.username, "password": admin.password}
+        token = (await http.post("/login", json=credentials)).json()["token"]
+        reset = await http.post(
+            "/admin/users/bob/password",
+            json={"password": "given-by-admin-42"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        reset.raise_for_status()
+    await world.press(*"bob", "tab", *"given-by-admin-42", "enter")
+
+
 SCENES = [
     Scene("sign-in", nothing, demo=True),
     Scene("sign-in-error", wrong_password),
@@ -227,10 +272,16 @@ SCENES = [
     Scene("home-sessions", sessions),
     Scene("disconnect-warning", disconnect_warning, policy=(True, 0)),
     Scene("reauthenticate", reauthenticate),
+    Scene("change-password", change_password),
+    Scene("choose-new-password", choose_new_password),
     Scene("admin-policy", admin),
     Scene("admin-policy-confirm", admin_policy_confirm),
     Scene("admin-users", admin_section("users")),
     Scene("admin-add-user", admin_add_user),
+    Scene("admin-users-states", admin_users_states),
+    Scene("admin-set-password", admin_user("bob", "w")),
+    Scene("admin-password-shown", admin_user("bob", "w", "enter")),
+    Scene("admin-delete-user", admin_user("bob", "x")),
     Scene("admin-services", admin_services),
     Scene("admin-service-key", admin_service_key),
     Scene("admin-history", admin_section("history")),
