@@ -67,6 +67,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 ME_JSON: dict[str, Any] = {
     "username": "alice",
     "is_admin": False,
+    "password_change_required": False,
     "totp_enabled": True,
     "totp_enabled_at": "2026-11-28T12:00:00Z",
     "recovery_codes_left": 10,
@@ -580,6 +581,8 @@ class TestRequests:
             "last_login": None,
             "failed_attempts": 0,
             "locked_until": None,
+            "disabled_at": None,
+            "password_change_required": False,
         }
 
         def handle(request: httpx.Request) -> httpx.Response:
