@@ -4,13 +4,13 @@ when the account has 2FA. The dialog sends it itself, so every refusal is said a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
 from tfa_protocol.types import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, SHORT_PASSWORD
@@ -75,6 +75,41 @@ def server_refusal(error: ApiError) -> Refusal:
     if isinstance(error, InvalidRequest):  # too short, unchanged, a code missing: the new one
         return Refusal(describe(error), "new", ("new", "again"))
     return Refusal(describe(error), "")  # "": the last field, where Enter sends it again
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordForm:
+    """What both password forms (this dialog, the temporary password's screen) do with a
+    refusal: the words in their message line, fields emptied, the cursor where to fix it."""
+
+    screen: Screen[Any]
+    message: str  # the MessageLine's id
+    last: str  # the field where Enter sends the form
+
+    def field(self, name: str) -> Input:
+        """The field by id; "" (or one the form lacks) is the last one."""
+        found = list(self.screen.query(f"#{name}").results(Input)) if name else []
+        return found[0] if found else self.screen.query_one(f"#{self.last}", Input)
+
+    def refuse(self, problem: Refusal) -> None:
+        self.say(problem.words)
+        for name in problem.clear:
+            for widget in self.screen.query(f"#{name}").results(Input):
+                widget.value = ""
+        self.screen.set_focus(self.field(problem.focus))
+
+    def count_down(self, seconds: int) -> None:
+        """Locked: the seconds go down in the form, and sending waits until they are over."""
+        field = self.field("")
+        self.screen.set_focus(field)  # the loading cover took it
+        self.line.count_down(seconds, LOCKED, lambda: self.screen.set_focus(field))
+
+    @property
+    def line(self) -> MessageLine:
+        return self.screen.query_one(f"#{self.message}", MessageLine)
+
+    def say(self, text: str) -> None:
+        self.line.say(text)
 
 
 class ChangePasswordScreen(ModalScreen[bool]):
@@ -160,10 +195,7 @@ class ChangePasswordScreen(ModalScreen[bool]):
     @on(Input.Submitted, "#code")
     @on(Button.Pressed, "#confirm")
     def _submit(self) -> None:
-        if (
-            self.query_one("#dialog").loading
-            or self.query_one("#dialog-error", MessageLine).counting
-        ):
+        if self.query_one("#dialog").loading or self._form.line.counting:
             return  # already sent, or locked: the answer, or the countdown, says when
         current, new, again = self._value("current"), self._value("new"), self._value("again")
         code = self._value("code").strip() if self._with_code else None
@@ -174,9 +206,9 @@ class ChangePasswordScreen(ModalScreen[bool]):
         if problem is None and code == "":
             problem = Refusal(ENTER_CODE, "code")
         if problem is not None:
-            self._refuse(problem)
+            self._form.refuse(problem)
             return
-        self._say("")
+        self._form.say("")
         self.change(current, new, code)
 
     # A fixed description: Textual's default would quote the arguments, the passwords.
@@ -191,41 +223,21 @@ class ChangePasswordScreen(ModalScreen[bool]):
             self.tfa.session_ended(describe(exc))
             return
         except TooManyAttempts as exc:
-            self._count_down(exc.retry_after)
+            self._form.count_down(exc.retry_after)
             return
         except ApiError as exc:
-            self._refuse(server_refusal(exc))
+            self._form.refuse(server_refusal(exc))
             return
         except Exception as exc:  # never a traceback on the screen
-            self._refuse(Refusal(describe(exc), ""))
+            self._form.refuse(Refusal(describe(exc), ""))
             return
         finally:
             dialog.loading = False
         self.dismiss(True)
 
-    def _refuse(self, problem: Refusal) -> None:
-        self._say(problem.words)
-        for field in problem.clear:
-            for widget in self.query(f"#{field}").results(Input):
-                widget.value = ""
-        self.set_focus(self._field(problem.focus))
-
-    def _field(self, name: str) -> Input:
-        """The field by id; "" (or a field this dialog lacks) is the last one."""
-        last = "code" if self._with_code else "again"
-        found = list(self.query(f"#{name}").results(Input)) if name else []
-        return found[0] if found else self.query_one(f"#{last}", Input)
-
-    def _count_down(self, seconds: int) -> None:
-        """Locked: the seconds go down in the dialog, and sending waits until they are over."""
-        field = self._field("")
-        self.set_focus(field)  # the loading cover took it
-        self.query_one("#dialog-error", MessageLine).count_down(
-            seconds, LOCKED, lambda: self.set_focus(field)
-        )
-
-    def _say(self, text: str) -> None:
-        self.query_one("#dialog-error", MessageLine).say(text)
+    @property
+    def _form(self) -> PasswordForm:
+        return PasswordForm(self, "dialog-error", "code" if self._with_code else "again")
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

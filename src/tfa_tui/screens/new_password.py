@@ -19,7 +19,12 @@ from tfa_tui.api.errors import (
 )
 from tfa_tui.plain import template
 from tfa_tui.screens.base import TfaScreen
-from tfa_tui.screens.change_password import Refusal, new_password_problem, server_refusal
+from tfa_tui.screens.change_password import (
+    PasswordForm,
+    Refusal,
+    new_password_problem,
+    server_refusal,
+)
 from tfa_tui.widgets.fields import Field
 from tfa_tui.widgets.message_line import MessageLine
 from tfa_tui.words import describe
@@ -30,7 +35,6 @@ EXPLAIN = (
     " a few unrelated words make a strong one."
 )
 EXPIRED = "The time to choose a new password ran out. Sign in again with the temporary password."
-LOCKED = "Too many failed attempts."
 
 
 class NewPasswordScreen(TfaScreen):
@@ -84,15 +88,14 @@ class NewPasswordScreen(TfaScreen):
     @on(Input.Submitted, "#again")
     @on(Button.Pressed, "#save")
     def _submit(self) -> None:
-        error = self.query_one("#error", MessageLine)
-        if self.query_one("#card").loading or error.counting:
+        if self.query_one("#card").loading or self._form.line.counting:
             return  # already sent, or locked: the answer, or the countdown, says when
         new, again = self._value("new"), self._value("again")
         problem = new_password_problem(self._temporary, new, again)
         if problem is not None:
-            self._refuse(problem)
+            self._form.refuse(problem)
             return
-        error.say("")
+        self._form.say("")
         self.change(new)
 
     def _value(self, field: str) -> str:
@@ -114,13 +117,13 @@ class NewPasswordScreen(TfaScreen):
             self.tfa.show_sign_in(describe(exc))
             return
         except TooManyAttempts as exc:
-            self._count_down(exc.retry_after)
+            self._form.count_down(exc.retry_after)
             return
         except ApiError as exc:
-            self._refuse(server_refusal(exc))
+            self._form.refuse(server_refusal(exc))
             return
         except Exception as exc:  # never a traceback on the screen
-            self._refuse(Refusal(describe(exc), ""))
+            self._form.refuse(Refusal(describe(exc), ""))
             return
         finally:
             card.loading = False
@@ -131,24 +134,9 @@ class NewPasswordScreen(TfaScreen):
         self.notify("Your password is changed.")
         self.tfa.signed_in(result, remember=self.remember)
 
-    def _refuse(self, problem: Refusal) -> None:
-        self.query_one("#error", MessageLine).say(problem.words)
-        for field in problem.clear:
-            for widget in self.query(f"#{field}").results(Input):
-                widget.value = ""
-        self.set_focus(self._field(problem.focus))
-
-    def _field(self, name: str) -> Input:
-        """The field by id; "" (or one this screen lacks) is the last one."""
-        found = list(self.query(f"#{name}").results(Input)) if name else []
-        return found[0] if found else self.query_one("#again", Input)
-
-    def _count_down(self, seconds: int) -> None:
-        field = self._field("")
-        self.set_focus(field)  # the loading cover took it
-        self.query_one("#error", MessageLine).count_down(
-            seconds, LOCKED, lambda: self.set_focus(field)
-        )
+    @property
+    def _form(self) -> PasswordForm:
+        return PasswordForm(self, "error", "again")
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
