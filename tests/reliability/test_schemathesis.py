@@ -150,6 +150,10 @@ def world() -> Iterator[ServerThread]:
     running = ServerThread()
     server = running.server
     running.run(server.add_user("root", admin=True))
+    # First in the user list, so the list's links (set its password, disable, delete) reach
+    # this account rather than those the cases sign in with: a walk that disabled bob would
+    # leave the next cases without a session.
+    running.run(server.add_user("aaron"))
     running.run(server.add_user("bob"))
     running.run(server.add_user("carol"))
     with httpx.Client(base_url=server.base_url) as http:
