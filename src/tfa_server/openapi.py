@@ -89,6 +89,7 @@ def _next_page(operation_id: str, *carried: str) -> JsonObject:
 def _user_actions(pointer: str) -> JsonObject:
     """What an administrator can do next to the account this response names."""
     return {
+        "UserHistory": _link("getAdminHistory", "Its login events", **{"query.username": pointer}),
         "ResetUser2fa": _link("resetUser2fa", "Remove its 2FA", username=pointer),
         "UnlockUser": _link("unlockUser", "Clear its throttling", username=pointer),
         "ResetUserPassword": _link("resetUserPassword", "Set its password", username=pointer),
@@ -96,7 +97,6 @@ def _user_actions(pointer: str) -> JsonObject:
         "EnableUser": _link("enableUser", "Enable it", username=pointer),
         "UpdateUser": _link("updateUser", "Grant or remove admin rights", username=pointer),
         "DeleteUser": _link("deleteUser", "Delete it", username=pointer),
-        "UserHistory": _link("getAdminHistory", "Its login events", **{"query.username": pointer}),
     }
 
 
