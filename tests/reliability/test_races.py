@@ -520,7 +520,7 @@ async def test_disabling_ends_every_session_even_those_signing_in_at_that_moment
             name = f"d{round_}"
             await server.add_user(name)
             done = asyncio.Event()
-            disable = disable_after(client, root, name, 0.005 * (round_ % 4), done)
+            disable = disable_after(client, root, name, 0.1 * (round_ % 3), done)
             _, *batches = await asyncio.gather(
                 disable, *(signing_in(http, name, done) for http in crowd[1:21])
             )
