@@ -353,40 +353,54 @@ class SignIn:
         core = self.core
         async with self._password_confirmed(user_id, password, origin) as user:
             method = method_of(code, core)
-            attempt_at = core.now()
-            core.addresses.fail(origin.ip, attempt_at)
-
-            def _attempt(conn: sqlite3.Connection) -> tuple[Verdict, T | None]:
-                now = core.now()
-                with transaction(conn):
-                    verdict = check(conn, core, user.id, code, method)
-                    if verdict is Verdict.ACCEPTED:
-                        users.save_throttle(conn, user.id, ThrottleState())
-                        return verdict, then(conn, method)
-                    if verdict is Verdict.WRONG:
-                        state = after_failure(user.throttle, now, core.settings.throttle)
-                        users.save_throttle(conn, user.id, state)
-                    history.record(
-                        conn,
-                        history_event(
-                            user, "", origin, "reauthentication", False, method, verdict.value
-                        ),
-                        now,
-                    )
-                    return verdict, None
-
-            try:
-                verdict, result = await core.db.run(_attempt)
-            except BaseException:
-                core.addresses.forgive(origin.ip, attempt_at)  # nothing checked: no guess
-                raise
-            if verdict is not Verdict.WRONG:
-                core.addresses.forgive(origin.ip, attempt_at)
+            verdict, result = await self.spend_code(
+                user, code, method, origin, "reauthentication", lambda conn: then(conn, method)
+            )
             if verdict is Verdict.ACCEPTED:
                 return result  # type: ignore[return-value]
             if verdict is Verdict.REUSED:
                 raise CodeReused("That code has already been used. Wait for the next one.")
             raise InvalidCode("That code is not right.")
+
+    async def spend_code(
+        self,
+        user: User,
+        code: str,
+        method: Method,
+        origin: Origin,
+        event: str,
+        then: Callable[[sqlite3.Connection], T],
+    ) -> tuple[Verdict, T | None]:
+        """One code checked under the sign-in's rules, in one transaction: accepted, the
+        account's failures clear and `then` runs (so what the code allows lands with its
+        spend); refused, a wrong code counts and the refusal is in the history. The address
+        failure is counted up front and withdrawn unless the code was a wrong guess."""
+        core = self.core
+        attempt_at = core.now()
+        core.addresses.fail(origin.ip, attempt_at)
+
+        def _attempt(conn: sqlite3.Connection) -> tuple[Verdict, T | None]:
+            now = core.now()
+            with transaction(conn):
+                verdict = check(conn, core, user.id, code, method)
+                if verdict is Verdict.ACCEPTED:
+                    users.save_throttle(conn, user.id, ThrottleState())
+                    return verdict, then(conn)
+                if verdict is Verdict.WRONG:
+                    state = after_failure(user.throttle, now, core.settings.throttle)
+                    users.save_throttle(conn, user.id, state)
+                entry = history_event(user, "", origin, event, False, method, verdict.value)
+                history.record(conn, entry, now)
+                return verdict, None
+
+        try:
+            verdict, result = await core.db.run(_attempt)
+        except BaseException:
+            core.addresses.forgive(origin.ip, attempt_at)  # nothing checked: no guess
+            raise
+        if verdict is not Verdict.WRONG:
+            core.addresses.forgive(origin.ip, attempt_at)
+        return verdict, result
 
     @asynccontextmanager
     async def _password_confirmed(

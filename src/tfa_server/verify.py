@@ -34,14 +34,12 @@ from tfa_server.errors import (
     Unauthorized,
     UnknownUser,
 )
-from tfa_server.second_factor import Verdict, check, method_of
+from tfa_server.second_factor import Verdict, method_of
 from tfa_server.storage import history, policy, users
 from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import services as service_rows
-from tfa_server.storage.database import transaction
 from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.users import User
-from tfa_server.throttle import ThrottleState, after_failure
 
 # Writing last-used on every call would cost a synced write per code check.
 _TOUCH_INTERVAL = 60.0
@@ -193,32 +191,17 @@ class Verify:
                 await self._refuse_without_2fa(user, origin)
             method = method_of(code, core)
             await self.sign_in.refuse_if_throttled(user, user.username, origin, "verify", method)
-            attempt_at = core.now()
-            core.addresses.fail(origin.ip, attempt_at)
 
-            def _attempt(conn: sqlite3.Connection) -> tuple[Verdict, int]:
-                now = core.now()
-                with transaction(conn):
-                    verdict = check(conn, core, user.id, code, method)
-                    if verdict is Verdict.ACCEPTED:
-                        users.save_throttle(conn, user.id, ThrottleState())
-                    elif verdict is Verdict.WRONG:
-                        state = after_failure(user.throttle, now, core.settings.throttle)
-                        users.save_throttle(conn, user.id, state)
-                    ok = verdict is Verdict.ACCEPTED
-                    reason = None if ok else verdict.value
-                    entry = history_event(user, "", origin, "verify", ok, method, reason)
-                    history.record(conn, entry, now)
-                    return verdict, factor_rows.recovery_codes_left(conn, user.id)
+            def _allowed(conn: sqlite3.Connection) -> int:
+                entry = history_event(user, "", origin, "verify", True, method)
+                history.record(conn, entry, core.now())
+                return factor_rows.recovery_codes_left(conn, user.id)
 
-            try:
-                verdict, left = await core.db.run(_attempt)
-            except BaseException:
-                core.addresses.forgive(origin.ip, attempt_at)  # nothing checked: no guess
-                raise
-        if verdict is not Verdict.WRONG:
-            core.addresses.forgive(origin.ip, attempt_at)
+            verdict, left = await self.sign_in.spend_code(
+                user, code, method, origin, "verify", _allowed
+            )
         if verdict is Verdict.ACCEPTED:
+            assert left is not None
             return wire.Verified("allow", method, left)
         raise code_refusal(verdict, method)
 
