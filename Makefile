@@ -35,11 +35,14 @@ format: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
-# The reliability tests with large counts and every test of a review finding (tests/findings.py);
+# The activity and users-list timings at 10^6 history rows and 10^4, 10^5 accounts
+# (tests/scale/activity_scale.py), then the reliability tests with large counts and every
+# test of a review finding (tests/findings.py);
 # rewrites docs/reliability.md from what they recorded and what pytest saw them do. The report
 # runs even when pytest fails, says which test failed or recorded nothing and which finding has
 # no passing test, and then fails the target.
 stress: $(STAMP)
+	$(BIN)/python -m tests.scale.activity_scale
 	rm -f .stress/figures.jsonl
 	TFA_STRESS=1 TFA_FIGURES=.stress/figures.jsonl $(BIN)/python -m pytest tests \
 		-m "reliability or finding" -p tests.reliability.observed -p no:cacheprovider; \

@@ -90,6 +90,8 @@ ADMIN_CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/admin/policy", None),
     ("PUT", "/api/v1/admin/policy", {"force_2fa": True, "grace_period_days": 1}),
     ("GET", "/api/v1/admin/users", None),
+    ("GET", "/api/v1/admin/users/alice", None),
+    ("GET", "/api/v1/admin/activity", None),
     ("POST", "/api/v1/admin/users", {"username": "mallory", "password": PASSWORD}),
     ("POST", "/api/v1/admin/users/alice/reset-2fa", None),
     ("POST", "/api/v1/admin/users/alice/unlock", None),
@@ -465,6 +467,7 @@ class TestUsers:
             "locked_until": None,
             "disabled_at": None,
             "password_change_required": False,
+            "recovery_codes_left": 10,
         }
         assert items["root"]["is_admin"] is True
         assert items["root"]["totp_enabled"] is False

@@ -232,9 +232,23 @@ class TestContractChecker:
         self._check(contract, "GET", "/api/v1/me", 401, {"error": "unauthorized", "message": "m"})
         self._check(contract, "GET", "/api/v1/me/history", 200, {"items": [], "next_before": None})
         assert contract.checked == 3
+        day = {"day": "2026-11-28", "succeeded": 2, "failed": 1}
+        leaders = {"addresses": [], "accounts": []}
+        self._check(
+            contract, "GET", "/api/v1/me/activity", 200, {"days": [day], "last_failure": None}
+        )
+        everyone = {
+            "days": [day],
+            "last_failure": None,
+            "last_24_hours": leaders,
+            "last_7_days": leaders,
+        }
+        self._check(contract, "GET", "/api/v1/admin/activity", 200, everyone)
+        self._check(contract, "GET", "/api/v1/admin/users", 200, {"items": [], "next_after": None})
+        assert contract.checked == 6
         # A documented empty response passes too; `checked` counts validated bodies only.
         self._check(contract, "POST", "/api/v1/logout", 204)
-        assert contract.checked == 3
+        assert contract.checked == 6
 
     @pytest.mark.parametrize(
         ("method", "path", "status", "body"),
@@ -264,6 +278,27 @@ class TestContractChecker:
                 200,
                 {"items": [{"id": 1}]},
             ),
+            (
+                "GET",
+                "/api/v1/me/activity",
+                200,
+                {
+                    "days": [{"day": "2026-11-28", "succeeded": -1, "failed": 0}],
+                    "last_failure": None,
+                },
+            ),
+            (
+                "GET",
+                "/api/v1/me/activity",
+                200,
+                {
+                    "days": [{"day": "28/11/2026", "succeeded": 1, "failed": 0}],
+                    "last_failure": None,
+                },
+            ),
+            ("GET", "/api/v1/admin/activity", 200, {"days": [], "last_failure": None}),
+            ("GET", "/api/v1/admin/users", 200, {"items": []}),
+            ("GET", "/api/v1/admin/users/alice", 200, {"username": "alice"}),
         ],
     )
     def test_schema_violations_are_caught(

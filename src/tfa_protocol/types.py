@@ -13,7 +13,7 @@ generic words ("'x' is shorter than 8 characters") would not help a person.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -178,6 +178,77 @@ class AdminHistoryQuery(HistoryQuery):
     username: Annotated[str, Meta(max_length=256, description="Only this (attempted) name.")] | (
         UnsetType
     ) = UNSET
+
+
+Days = Annotated[
+    int,
+    Meta(ge=1, le=90, description="How many days back, today included: 1 to 90 (default 30)."),
+]
+UtcOffset = Annotated[
+    int,
+    Meta(
+        ge=-840,
+        le=840,
+        multiple_of=15,
+        description="The reader's time zone as minutes east of UTC, so days start at their"
+        " midnight (default 0, UTC); a multiple of 15.",
+    ),
+]
+
+
+class ActivityQuery(Request):
+    days: Days = 30
+    utc_offset: UtcOffset = 0
+
+
+class AdminActivityQuery(ActivityQuery):
+    username: (
+        Annotated[
+            str,
+            Meta(
+                max_length=256,
+                description="Only this existing account's sign-ins (404 when there is none);"
+                " the lists then count its refused attempts alone.",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+UserQuery = Annotated[
+    str,
+    Meta(max_length=64, description="Only names containing this text (case-insensitive)."),
+]
+UserAfter = Annotated[
+    str,
+    Meta(max_length=256, description="Return names after this one (keyset paging by name)."),
+]
+
+
+class UserListQuery(Request):
+    """Accounts in name order, a page at a time, narrowed on the server."""
+
+    q: UserQuery | UnsetType = UNSET
+    limit: Limit = 50
+    after: UserAfter | UnsetType = UNSET
+    admin: Annotated[bool, Meta(description="Only administrators (true) or only others.")] | (
+        UnsetType
+    ) = UNSET
+    two_factor: (
+        Annotated[
+            bool, Meta(description="Only accounts with 2FA (true) or only those without (false).")
+        ]
+        | UnsetType
+    ) = UNSET
+    locked: (
+        Annotated[
+            bool, Meta(description="Only accounts locked by failed attempts now (true) or not.")
+        ]
+        | UnsetType
+    ) = UNSET
+    disabled: Annotated[
+        bool, Meta(description="Only disabled accounts (true) or only enabled.")
+    ] | (UnsetType) = UNSET
 
 
 # Answers
@@ -384,10 +455,59 @@ class AdminUser(Answer):
         Time | None, Meta(description="Set while the account is disabled: no sign-in, no session")
     ]
     password_change_required: bool
+    recovery_codes_left: Count
 
 
 class UserList(Answer):
     items: list[AdminUser]
+    next_after: Annotated[
+        str | None, Meta(description="Pass as `after` for the next page; null on the last")
+    ]
+
+
+class DayActivity(Answer):
+    day: Annotated[date, Meta(description="The day, in the reader's time zone (utc_offset)")]
+    succeeded: Annotated[Count, Meta(description="Sign-ins completed (every factor passed)")]
+    failed: Annotated[
+        Count, Meta(description="Refused attempts: wrong password or code, throttled, denied")
+    ]
+
+
+class LastFailure(Answer):
+    """The newest refused attempt (of any day, not only those of the range)."""
+
+    at: Time
+    ip: str
+    event: Event
+    reason: Reason
+
+
+class Activity(Answer):
+    """Sign-in activity per day, oldest first, every day of the range present (zeros too)."""
+
+    days: list[DayActivity]
+    last_failure: LastFailure | None
+
+
+class FailureCount(Answer):
+    name: Annotated[str, Meta(description="An address, or an attempted account name")]
+    failed: Count
+    last_at: Time
+    known_user: Annotated[
+        bool, Meta(description="For accounts: whether the name is an existing account")
+    ] = False
+
+
+class FailureLeaders(Answer):
+    """The five addresses and the five names with the most refused attempts, most first."""
+
+    addresses: list[FailureCount]
+    accounts: list[FailureCount]
+
+
+class AdminActivity(Activity):
+    last_24_hours: FailureLeaders
+    last_7_days: FailureLeaders
 
 
 class AuditItem(Answer):

@@ -7,6 +7,7 @@ import hmac
 import sqlite3
 
 from tfa_protocol import types as wire
+from tfa_server import activity as sign_in_activity
 from tfa_server import totp, views
 from tfa_server.auth import SignedIn, SignIn, history_event
 from tfa_server.core import Core, Origin
@@ -252,6 +253,13 @@ class Account:
             )
         )
         return wire.HistoryPage(*views.page(rows, limit, views.history_item))
+
+    async def activity(self, session: Session, days: int, utc_offset: int) -> wire.Activity:
+        """Own sign-ins per day and the last refused attempt, from the rollup."""
+        now = self.core.now()
+        return await self.core.db.run(
+            lambda conn: sign_in_activity.own(conn, session.user_id, now, days, utc_offset)
+        )
 
     async def sessions(self, session: Session) -> wire.SessionList:
         core = self.core

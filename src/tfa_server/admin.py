@@ -14,6 +14,7 @@ import msgspec
 
 from tfa_protocol import types as wire
 from tfa_protocol.types import SERVICE_NAME_RULE, USERNAME_RULE
+from tfa_server import activity as sign_in_activity
 from tfa_server import views
 from tfa_server.auth import USERNAME, canonical_username, history_event
 from tfa_server.core import Core, Origin
@@ -114,8 +115,38 @@ class Admin:
         return views.policy_view(await self.core.db.run(_save))
 
     async def list_users(self) -> wire.UserList:
+        """Every account at once: for the console (`tfa-server user list`)."""
         found = await self.core.db.run(users.all_users)
-        return wire.UserList([self._view(user) for user in found])
+        return wire.UserList([self._view(user) for user in found], next_after=None)
+
+    async def user_page(
+        self, limit: int, after: str | None, where: users.UserFilter
+    ) -> wire.UserList:
+        """A page in name order; names and the part searched for compare in lower case."""
+        now = self.core.now()
+        found = await self.core.db.run(
+            lambda conn: users.page(
+                conn, limit + 1, canonical_username(after) if after else None, where, now
+            )
+        )
+        items = [self._view(user) for user in found[:limit]]
+        return wire.UserList(items, next_after=items[-1].username if len(found) > limit else None)
+
+    async def get_user(self, username: str) -> wire.AdminUser:
+        return self._view(await self.core.db.run(lambda conn: _target(conn, username)))
+
+    async def activity(
+        self, username: str | None, days: int, utc_offset: int
+    ) -> wire.AdminActivity:
+        """Everyone's sign-in activity, or one existing account's (its id, so rows of a
+        deleted account of the same name are not its own)."""
+        now = self.core.now()
+
+        def _read(conn: sqlite3.Connection) -> wire.AdminActivity:
+            user_id = _target(conn, username).id if username is not None else None
+            return sign_in_activity.overall(conn, user_id, now, days, utc_offset)
+
+        return await self.core.db.run(_read)
 
     async def create_user(
         self, actor: Actor, username: str, password: str, is_admin: bool

@@ -298,8 +298,27 @@ class Api:
         body = call.body(wire.PolicyRequest)
         return await self.admin.set_policy(call.actor, body.force_2fa, body.grace_period_days)
 
+    async def _activity(self, call: Call) -> wire.Activity:
+        query = call.query(wire.ActivityQuery)
+        return await self.account.activity(call.own_session, query.days, query.utc_offset)
+
+    async def _admin_activity(self, call: Call) -> wire.AdminActivity:
+        query = call.query(wire.AdminActivityQuery)
+        return await self.admin.activity(_given(query.username), query.days, query.utc_offset)
+
     async def _list_users(self, call: Call) -> wire.UserList:
-        return await self.admin.list_users()
+        query = call.query(wire.UserListQuery)
+        where = users.UserFilter(
+            contains=query.q.lower() if query.q else None,
+            admin=_given(query.admin),
+            two_factor=_given(query.two_factor),
+            locked=_given(query.locked),
+            disabled=_given(query.disabled),
+        )
+        return await self.admin.user_page(query.limit, _given(query.after), where)
+
+    async def _get_user(self, call: Call) -> wire.AdminUser:
+        return await self.admin.get_user(call.params["username"])
 
     async def _create_user(self, call: Call) -> wire.AdminUser:
         body = call.body(wire.CreateUserRequest)
@@ -520,6 +539,17 @@ class Api:
             ),
             Route(
                 "GET",
+                f"{v1}/me/activity",
+                "getActivity",
+                "Own sign-ins per day (completed, refused), oldest first, every day of the range"
+                " present and today last in the reader's time zone; and the last refused attempt",
+                self._activity,
+                query=wire.ActivityQuery,
+                response=wire.Activity,
+                errors=(400, *user_errors),
+            ),
+            Route(
+                "GET",
                 f"{v1}/me/sessions",
                 "listSessions",
                 "Own active sessions",
@@ -563,11 +593,24 @@ class Api:
                 "GET",
                 f"{v1}/admin/users",
                 "listUsers",
-                "All accounts",
+                "Accounts in name order, a page at a time (`next_after` leads on), narrowed by"
+                " a part of the name and by state",
                 self._list_users,
                 "admin",
+                query=wire.UserListQuery,
                 response=wire.UserList,
-                errors=user_errors,
+                errors=(400, *user_errors),
+                tag="admin",
+            ),
+            Route(
+                "GET",
+                f"{v1}/admin/users/{{username}}",
+                "getUser",
+                "One account: 2FA, recovery codes left, lock, last sign-in",
+                self._get_user,
+                "admin",
+                response=wire.AdminUser,
+                errors=(*user_errors, 404),
                 tag="admin",
             ),
             Route(
@@ -677,6 +720,20 @@ class Api:
                 query=wire.AdminHistoryQuery,
                 response=wire.AdminHistoryPage,
                 errors=(400, *user_errors),
+                tag="admin",
+            ),
+            Route(
+                "GET",
+                f"{v1}/admin/activity",
+                "getAdminActivity",
+                "Everyone's sign-ins per day (or one account's, with `username`; 404 when there"
+                " is no such account), the last refused attempt, and the five addresses and"
+                " names refused most in the last 24 hours and 7 days",
+                self._admin_activity,
+                "admin",
+                query=wire.AdminActivityQuery,
+                response=wire.AdminActivity,
+                errors=(400, *user_errors, 404),
                 tag="admin",
             ),
             Route(

@@ -31,7 +31,6 @@ from tfa_server.app import (
     open_core,
     require_database,
 )
-from tfa_server.auth import canonical_username
 from tfa_server.config import (
     PasswordHashing,
     SessionRules,
@@ -41,7 +40,7 @@ from tfa_server.config import (
 )
 from tfa_server.crypto import KeyFileError
 from tfa_server.demo_accounts import DEMO_ACCOUNTS, seed_demo_accounts
-from tfa_server.errors import ApiError, NotFound
+from tfa_server.errors import ApiError
 from tfa_server.http.forwarded import HEADERS, Network, TrustedProxies, parse_networks
 from tfa_server.http.server import HttpLimits
 from tfa_server.pam import PAM_MODULE
@@ -417,12 +416,7 @@ def _state_text(item: dict[str, Any]) -> str:
 def _existing_user(args: argparse.Namespace) -> AdminUser:
     """The named account as it is now: a command that asks something first (a password, a
     confirmation) refuses an unknown name before asking."""
-    name = canonical_username(args.name)
-    found = _run_admin(args, lambda admin, actor: admin.list_users())
-    for item in found.items:
-        if item.username == name:
-            return item
-    raise NotFound(f"There is no user '{args.name[:64]}'.")
+    return _run_admin(args, lambda admin, actor: admin.get_user(args.name))
 
 
 def _confirm_delete(name: str) -> None:

@@ -90,6 +90,10 @@ def _user_actions(pointer: str) -> JsonObject:
     """What an administrator can do next to the account this response names."""
     return {
         "UserHistory": _link("getAdminHistory", "Its login events", **{"query.username": pointer}),
+        "UserActivity": _link(
+            "getAdminActivity", "Its sign-ins per day", **{"query.username": pointer}
+        ),
+        "GetUser": _link("getUser", "The account as it is now", username=pointer),
         "ResetUser2fa": _link("resetUser2fa", "Remove its 2FA", username=pointer),
         "UnlockUser": _link("unlockUser", "Clear its throttling", username=pointer),
         "ResetUserPassword": _link("resetUserPassword", "Set its password", username=pointer),
@@ -104,7 +108,19 @@ def _user_actions(pointer: str) -> JsonObject:
 # (and what schemathesis follows in its stateful phase).
 LINKS: dict[str, JsonObject] = {
     "createUser": _user_actions("$response.body#/username"),
-    "listUsers": _user_actions("$response.body#/items/0/username"),
+    "listUsers": {
+        **_user_actions("$response.body#/items/0/username"),
+        "NextPage": _link(
+            "listUsers",
+            "The next page, in name order",
+            after="$response.body#/next_after",
+            **{
+                name: f"$request.query.{name}"
+                for name in ("q", "limit", "admin", "two_factor", "locked", "disabled")
+            },
+        ),
+    },
+    "getUser": _user_actions("$response.body#/username"),
     "resetUser2fa": _user_actions("$response.body#/username"),
     "unlockUser": _user_actions("$response.body#/username"),
     "resetUserPassword": _user_actions("$response.body#/username"),

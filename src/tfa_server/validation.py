@@ -31,7 +31,8 @@ _IN_WORDS = {
 }
 _AT = re.compile(r" - at `\$\.(?P<field>[A-Za-z0-9_]+)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[A-Za-z0-9_]+)`$")
-_LIMIT = re.compile(r"^Expected `(?:str|int)`(?: of length)? (?P<op>[<>]=) (?P<bound>\d+)")
+_MULTIPLE = re.compile(r"^Expected `int` that's a multiple of (?P<step>\d+)")
+_LIMIT = re.compile(r"^Expected `(?:str|int)`(?: of length)? (?P<op>[<>]=) (?P<bound>-?\d+)")
 
 
 @cache
@@ -92,6 +93,9 @@ def _in_words(kind: type[msgspec.Struct], error: msgspec.ValidationError) -> str
         return str(extra.get("refusal", f"'{name}' does not have the documented form."))
     if limit:
         return f"'{name}' must be at {'most' if limit['op'] == '<=' else 'least'} {limit['bound']}."
+    multiple = _MULTIPLE.match(text)
+    if multiple:
+        return f"'{name}' must be a multiple of {multiple['step']}."
     return f"'{name}' is out of range."
 
 
@@ -155,10 +159,11 @@ def decode_query(query: Mapping[str, str], kind: type[T] | None) -> T | None:
                 raise InvalidRequest(f"'{name}' must be true or false.")
             data[name] = raw == "true"
         elif isinstance(scalar, inspect.IntType):
-            if not (raw.isascii() and raw.isdigit()):
+            digits = raw.removeprefix("-")
+            if not (digits.isascii() and digits.isdigit()):
                 raise InvalidRequest(f"'{name}' must be a whole number.")
             # Longer than any allowed value: out of range, without converting 5,000 digits.
-            data[name] = int(raw) if len(raw) <= 30 else 10**30
+            data[name] = int(raw) if len(digits) <= 30 else (-1 if raw != digits else 1) * 10**30
         elif raw:
             data[name] = raw
     return _convert(data, kind)

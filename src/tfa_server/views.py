@@ -115,6 +115,7 @@ def admin_user(user: User, now: float, rules: ThrottleRules) -> wire.AdminUser:
         locked_until=maybe_utc(locked),
         disabled_at=maybe_utc(user.disabled_at),
         password_change_required=user.password_change_required,
+        recovery_codes_left=user.recovery_codes_left,
     )
 
 

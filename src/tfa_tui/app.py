@@ -48,6 +48,8 @@ class TfaApp(App[None]):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("f2", "toggle_demo", "DEMO codes", id="demo"),
+        # Not priority: `?` typed into a field is a character; F1 works from anywhere.
+        Binding("f1,question_mark", "key_map", "Keys", show=False, id="key-map"),
         # Textual's Tab is a screen binding, reached only after the focused field has had the
         # key; keys typed in one burst (a password manager's auto-type) would land in the old
         # field. As a priority binding, focus moves before the next key is delivered.
@@ -129,7 +131,17 @@ class TfaApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_demo":
             return self.demo is not None
+        if action == "key_map":
+            from tfa_tui.screens.key_map import KeyMapScreen
+
+            return not isinstance(self.screen, KeyMapScreen)
         return True
+
+    def action_key_map(self) -> None:
+        """`?` and F1: every key of the screen on top, in a dialog."""
+        from tfa_tui.screens.key_map import KeyMapScreen, key_map
+
+        self.push_screen(KeyMapScreen(key_map(self.screen)))
 
     def action_toggle_demo(self) -> None:
         self.demo_visible = not self.demo_visible

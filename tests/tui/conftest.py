@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from keyring.backend import KeyringBackend
 from textual.pilot import Pilot
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, Static
+from textual.worker import WorkerCancelled
 
 from tfa_tui import words
 from tfa_tui.api import TotpRequired
@@ -109,7 +111,8 @@ async def settle(app: TfaApp, pilot: Pilot[None]) -> None:
         if isinstance(app.screen, ModalScreen):
             await pilot.pause(0.05)
             return
-        await app.workers.wait_for_complete()
+        with contextlib.suppress(WorkerCancelled):  # an exclusive worker's newer run won
+            await app.workers.wait_for_complete()
         await pilot.pause()
         if not any(worker.is_running for worker in app.workers):
             return

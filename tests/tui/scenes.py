@@ -8,6 +8,7 @@ fixed port and UTC, so the same pixels come out on every machine. Run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -25,9 +26,11 @@ from textual.widgets import DataTable, Input, TabbedContent
 
 from tfa_server.demo_accounts import DEMO_ACCOUNTS
 from tfa_tui.api.client import TfaClient
+from tfa_tui.api.errors import ApiError
 from tfa_tui.app import TfaApp
 from tfa_tui.demo import DemoServer
 from tfa_tui.session_store import SessionStore
+from tfa_tui.widgets.demo_panel import DemoPanel
 
 from ..conftest import FAST_HASHING, START, FakeClock
 from .conftest import settle
@@ -86,6 +89,7 @@ class Scene:
     steps: Steps
     demo: bool = False
     policy: tuple[bool, int] | None = None  # (force 2FA, grace days), set before the app starts
+    size: tuple[int, int] = (80, 24)  # the snapshot's terminal
 
 
 async def nothing(world: World) -> None:
@@ -232,8 +236,16 @@ async def admin_users_states(world: World) -> None:
     await world.sign_in("admin")
     await world.app.api.disable_user("alice")
     await world.app.api.reset_password("bob", "given-by-admin-42")
-    await admin_section("users")(world)
+    # Signed in already: the section's key (admin_section would type the sign-in again).
+    await world.press("u")
     await world.press("r")
+
+
+async def admin_users_filtered(world: World) -> None:
+    """Admin > Users narrowed as typed: the server's answer for the names containing "a"."""
+    await admin_section("users")(world)
+    world.app.screen.query_one("#admin-users-filter", Input).focus()
+    await world.press("a")
 
 
 async def change_password(world: World) -> None:
@@ -255,6 +267,71 @@ async def choose_new_password(world: World) -> None:
         )
         reset.raise_for_status()
     await world.press(*"bob", "tab", *"given-by-admin-42", "enter")
+
+
+async def sign_in_activity(world: World) -> None:
+    """Three weeks of sign-ins after the demo's start, on known days: alice signs in most days
+    (password and code), mistypes her password on some, and today someone tries her account
+    and guessed names, through sshd from two addresses and here. The app then signs in."""
+    alice = world.server.accounts.find("alice")
+    assert alice is not None
+    assert alice.secret is not None
+    day = 86_400.0
+    pattern = {1: (1, 0), 2: (2, 0), 4: (1, 1), 5: (1, 0), 8: (2, 0), 9: (1, 0), 11: (1, 3)}
+    pattern |= {12: (1, 0), 15: (2, 0), 16: (1, 0), 18: (1, 1), 19: (1, 0), 20: (0, 2)}
+    for offset, (right, wrong) in pattern.items():
+        world.clock.value = START + offset * day + 8 * 3_600
+        async with TfaClient(world.server.url, agent=AGENT) as api:
+            for _ in range(wrong):
+                with contextlib.suppress(ApiError):
+                    await api.login("alice", "alice-typo")
+            for _ in range(right):
+                await api.login("alice", alice.password)
+                await api.login_totp(pyotp.TOTP(alice.secret).at(world.clock.now()))
+                world.clock.advance(3_600)
+    admin = next(account for account in DEMO_ACCOUNTS if account.is_admin)
+    async with TfaClient(world.server.url, agent=AGENT) as api:
+        await api.login(admin.username, admin.password)
+        key = (await api.add_service("sshd-bastion", "SSH on the bastion host")).key
+    world.clock.value = START + 20 * day + 10 * 3_600  # today, 22:00: after alice's day
+    async with TfaClient(world.server.url, agent=AGENT) as api:
+        for name in ("root", "root", "root", "oracle"):  # guessed names: no such account
+            with contextlib.suppress(ApiError):
+                await api.login(name, "123456")
+    guesses = [("alice", "203.0.113.9")] * 4 + [("alice", "198.51.100.23")]
+    async with httpx.AsyncClient(base_url=world.server.url) as http:
+        for username, address in guesses:
+            await http.post(
+                "/api/v1/verify",
+                json={"username": username, "code": "000000", "remote_ip": address},
+                headers={"Authorization": f"Bearer {key}", "User-Agent": "pam_tfa/0.1"},
+            )
+            world.clock.advance(60)
+    world.clock.advance(3_600)  # the address's lock over: the app signs in at 23:05
+
+
+async def security_activity(world: World) -> None:
+    await sign_in_activity(world)
+    await world.sign_in_with_code("alice")
+
+
+async def admin_activity(world: World) -> None:
+    await sign_in_activity(world)
+    await admin_section("history")(world)
+
+
+async def history_row_details(world: World) -> None:
+    """Enter on a refused attempt: every field of the row, the reason and client included."""
+    await history(world)
+    table = world.app.screen.query_one("#history-table", DataTable)
+    failed = [index for index in range(table.row_count) if "failed" in str(table.get_row_at(index))]
+    table.move_cursor(row=failed[0])
+    await world.press("enter")
+
+
+async def key_map(world: World) -> None:
+    await history(world)
+    await world.press("question_mark")
 
 
 SCENES = [
@@ -279,13 +356,21 @@ SCENES = [
     Scene("admin-users", admin_section("users")),
     Scene("admin-add-user", admin_add_user),
     Scene("admin-users-states", admin_users_states),
+    Scene("admin-users-filtered", admin_users_filtered),
+    Scene("admin-user-detail", admin_user("alice", "enter")),
     Scene("admin-set-password", admin_user("bob", "w")),
     Scene("admin-password-shown", admin_user("bob", "w", "enter")),
     Scene("admin-delete-user", admin_user("bob", "x")),
     Scene("admin-services", admin_services),
     Scene("admin-service-key", admin_service_key),
     Scene("admin-history", admin_section("history")),
+    Scene("home-security-activity", security_activity),
+    Scene("admin-history-activity", admin_activity),
     Scene("admin-audit", admin_section("audit"), policy=(False, 7)),
+    Scene("history-row-details", history_row_details),
+    Scene("key-map", key_map),
+    Scene("home-history-demo", history, demo=True),
+    Scene("setup-2-scan-demo-60x20", setup_scan, demo=True, size=(60, 20)),
 ]
 
 
@@ -333,6 +418,8 @@ def staged(scene: Scene) -> Iterator[tuple[TfaApp, Callable[[Pilot[None]], Await
                 await scene.steps(world)
                 for field in app.screen.query(Input):
                     field.cursor_blink = False
+                for strip in app.screen.query(DemoPanel):
+                    strip.tick()  # its once-a-second tick may not have seen the last advance
                 await world.settle()
 
             yield app, run
@@ -355,7 +442,8 @@ def set_policy(url: str, force_2fa: bool, grace_period_days: int) -> None:
 async def save_all(folder: Path, size: tuple[int, int]) -> None:
     for scene in SCENES:
         with staged(scene) as (app, run):
-            async with app.run_test(size=size) as pilot:
+            # A scene made for a size of its own keeps it.
+            async with app.run_test(size=size if scene.size == (80, 24) else scene.size) as pilot:
                 await run(pilot)
                 app.save_screenshot(f"{scene.name}.svg", str(folder))
         print(f"{folder / scene.name}.svg")

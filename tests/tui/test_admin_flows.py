@@ -21,6 +21,7 @@ from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import HomeScreen
 from tfa_tui.screens.setup import SetupScreen
 from tfa_tui.widgets.admin_pane import AdminPane
+from tfa_tui.widgets.fit_table import FitTable
 
 from ..conftest import PASSWORD, RunningServer, bearer, enable_totp, login
 from .conftest import running_app, settle, wait_for
@@ -367,11 +368,17 @@ async def test_audit_log_shows_the_policy_change_by_the_admin(server: RunningSer
 
         await pilot.click("#--content-tab-admin-audit")
         await settle(app, pilot)
-        newest = next(iter(rows(pane, "audit").values()))
-        _time, who, action, target, details, origin = newest
-        assert (who, action, target) == ("root", "Policy changed", "-")
-        assert details == "force 2FA off→on, grace 0→7 days"
-        assert origin == "127.0.0.1"
+        table = pane.query_one("#admin-audit-table", FitTable)
+        newest = {
+            label: str(text) for label, text in table.fields(next(iter(table.records))).items()
+        }
+        assert (newest["Who"], newest["Action"], newest["Target"]) == (
+            "root",
+            "Policy changed",
+            "-",
+        )
+        assert newest["Details"] == "force 2FA off→on, grace 0→7 days"
+        assert newest["From"] == "127.0.0.1"
 
     entry = (await audit_on_server(server))[0]
     assert (entry["actor"], entry["action"]) == ("root", "policy_changed")

@@ -140,6 +140,7 @@ def test_the_state_is_in_words_without_colour() -> None:
             "locked_until": None,
             "disabled_at": None,
             "password_change_required": False,
+            "recovery_codes_left": 0,
         }
         return AdminUser(**{**fields, **changes})  # type: ignore[arg-type]
 

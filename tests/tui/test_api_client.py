@@ -583,6 +583,7 @@ class TestRequests:
             "locked_until": None,
             "disabled_at": None,
             "password_change_required": False,
+            "recovery_codes_left": 0,
         }
 
         def handle(request: httpx.Request) -> httpx.Response:
@@ -981,3 +982,15 @@ class TestAdmin:
         me = await api.me()
         assert isinstance(me, Me)
         assert me.is_admin is True
+
+
+async def test_idle_connections_go_before_the_server_closes_them() -> None:
+    """A request sent on a kept-alive connection at the instant the server closes it (idle
+    for 5 s) gets no answer at all: the client lets idle connections go well before that."""
+    from tfa_server.http.server import HttpLimits
+    from tfa_tui.api.client import KEEPALIVE_EXPIRY
+
+    async with TfaClient("http://127.0.0.1:8421") as client:
+        pool = client._http._transport._pool  # type: ignore[attr-defined]
+        assert pool._keepalive_expiry == KEEPALIVE_EXPIRY
+    assert HttpLimits().keepalive_timeout / 2 >= KEEPALIVE_EXPIRY

@@ -404,7 +404,7 @@ async def test_history_pages_and_filters(server: RunningServer) -> None:
         table = app.screen.query_one("#history-table", DataTable)
         assert table.row_count == 50
         newest = table.get_row_at(0)
-        assert "✔ successful" in str(newest[2])
+        assert "✔ successful" in str(newest[2])  # Time, Event, Result, ...
         await pilot.click("#older")
         await settle(app, pilot)
         assert table.row_count == 63  # 2 failed, 30 sign-ins and outs, 1 sign-in

@@ -27,6 +27,7 @@ from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import HomeScreen, history_row
 from tfa_tui.screens.setup import SetupScreen
 from tfa_tui.widgets.admin_pane import AdminPane
+from tfa_tui.widgets.fit_table import FitTable
 from tfa_tui.words import REASONS, local_time
 
 from ..conftest import PASSWORD, START, RunningServer, bearer, enable_totp, login
@@ -265,7 +266,7 @@ async def test_revoke_names_the_session_in_plain_text(server: RunningServer) -> 
         await pilot.press("n")
         await settle(app, pilot)
         table = app.screen.query_one("#sessions-table", DataTable)
-        while "laptop" not in str(table.get_row_at(table.cursor_row)[4]):
+        while "laptop" not in str(table.get_row_at(table.cursor_row)[-1]):  # Client, last
             await pilot.press("down")
         await pilot.click("#revoke")
         await dialog_open(app, pilot, ConfirmScreen)
@@ -307,7 +308,7 @@ async def test_every_reason_the_server_writes_has_words(server: RunningServer) -
         "service_ip": None,
         "count": 1,
     }
-    assert str(history_row(msgspec.convert(entry, HistoryItem))[-1]) == "some_new_code"
+    assert str(history_row(msgspec.convert(entry, HistoryItem))["reason"]) == "some_new_code"
 
 
 async def test_history_says_why_in_words(server: RunningServer) -> None:
@@ -322,16 +323,16 @@ async def test_history_says_why_in_words(server: RunningServer) -> None:
     words = {"wrong password", "locked out", "second factor needed"}
     async with running_app(server) as (app, pilot):
         home = await at_home(app, pilot, server, "root", ADMIN_PW, secret)
-        table = home.query_one("#history-table", DataTable)
-        reasons = {str(table.get_row(key)[-1]) for key in table.rows}
+        table = home.query_one("#history-table", FitTable)
+        reasons = {str(table.fields(key)["Reason"]) for key in table.records}
         assert words <= reasons
         assert not {"bad password", "throttled", "totp required"} & reasons
         await pilot.press("a")
         await settle(app, pilot)
         await pilot.click("#--content-tab-admin-history")
         await settle(app, pilot)
-        table = home.query_one("#admin-history-table", DataTable)
-        assert words <= {str(table.get_row(key)[-1]) for key in table.rows}
+        table = home.query_one("#admin-history-table", FitTable)
+        assert words <= {str(table.fields(key)["Reason"]) for key in table.records}
 
 
 # 6. The command palette offers the actions

@@ -196,7 +196,7 @@ def test_table_rows_keep_server_words_literal_including_unknown_ones() -> None:
         },
         AuditItem,
     )
-    cells = [*history_row(entry)[1:], *audit_row(audit)[1:]]
+    cells = [*list(history_row(entry).values())[1:], *list(audit_row(audit).values())[1:]]
     shown = []
     for cell in cells:
         drawn = default_cell_formatter(cell)

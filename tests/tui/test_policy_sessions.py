@@ -112,8 +112,7 @@ async def test_the_client_sends_the_password_when_the_server_asks(server: Runnin
 
 @pytest.mark.finding("F08")
 async def test_counted_refusals_say_how_many_in_history(server: RunningServer) -> None:
-    from rich.text import Text
-    from textual.widgets import DataTable
+    from tfa_tui.widgets.fit_table import FitTable
 
     await server.add_user("bob")
     async with server.client() as http:
@@ -124,14 +123,11 @@ async def test_counted_refusals_say_how_many_in_history(server: RunningServer) -
         await sign_in(app, pilot, "bob", PASSWORD)
         await pilot.press("h")
         await settle(app, pilot)
-        table = app.screen.query_one("#history-table", DataTable)
+        table = app.screen.query_one("#history-table", FitTable)
         cells = [
-            [
-                Text.from_markup(value).plain if isinstance(value, str) else str(value)
-                for value in table.get_row_at(row)
-            ]
-            for row in range(table.row_count)
+            {label: value.plain for label, value in table.fields(key).items()}
+            for key in table.records
         ]
-        refused = [row for row in cells if row[-1] == "locked out"]
+        refused = [row for row in cells if row["Reason"] == "locked out"]
         assert len(refused) == 1
-        assert "✘ failed 3 times" in refused[0][2]
+        assert "✘ failed 3 times" in refused[0]["Result"]

@@ -20,7 +20,7 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, DataTable, Input, TabbedContent
+from textual.widgets import Button, Input, TabbedContent
 from textual.widgets._data_table import default_cell_formatter
 
 from tfa_server.admin import Actor, Admin
@@ -32,6 +32,7 @@ from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.home import HomeScreen, history_row
 from tfa_tui.screens.service_key import ServiceKeyScreen
 from tfa_tui.widgets.admin_pane import AdminPane
+from tfa_tui.widgets.fit_table import FitTable
 from tfa_tui.words import local_date, local_time
 
 from ..conftest import RunningServer, bearer, enable_totp, login, totp_code
@@ -40,6 +41,8 @@ from .conftest import at_home, dialog_open, notices, running_app, settle, shown,
 ROOT_PW = "root-pw-1"
 KEY = re.compile(r"tfasvc_[A-Za-z0-9_-]{43}")
 END_USER = "203.0.113.7"  # the address sshd saw (TEST-NET-3: never a real peer)
+# A history row's fields that say what a service asked and how it went.
+SHOWN = ("Event", "Result", "Method", "IP", "Client")
 
 
 # The service's side: HTTP with its key, as the PAM module calls
@@ -101,11 +104,13 @@ def drawn(cell: object) -> Text:
     return text
 
 
-def table_rows(screen: Screen[Any], selector: str) -> dict[str, list[str]]:
-    """A table's rows as shown (plain text), by row key, in order."""
-    table: DataTable[Any] = screen.query_one(selector, DataTable)
+def table_rows(screen: Screen[Any], selector: str) -> dict[str, dict[str, str]]:
+    """A table's rows (plain text, each field by its column's label, shown at this width or
+    not), by row key, in order."""
+    table = screen.query_one(selector, FitTable)
     return {
-        str(key.value): [drawn(cell).plain for cell in table.get_row(key)] for key in table.rows
+        key: {label: value.plain for label, value in table.fields(key).items()}
+        for key in table.records
     }
 
 
@@ -195,14 +200,19 @@ async def test_the_services_tab_lists_each_service_and_its_last_use(
         assert list(rows) == ["sshd-bastion", "sudo-web1"]
         bastion = services["sshd-bastion"]
         assert bastion.last_used_at is not None
-        assert rows["sshd-bastion"] == [
+        assert list(rows["sshd-bastion"].values()) == [
             "sshd-bastion",
             "SSH [b]bastion[/b] [/x]",
             local_date(bastion.created_at),
-            local_time(bastion.last_used_at),
+            local_time(bastion.last_used_at, with_seconds=True),
             "127.0.0.1",
         ]
-        assert rows["sudo-web1"][1:] == ["-", local_date(bastion.created_at), "never", "-"]
+        assert list(rows["sudo-web1"].values())[1:] == [
+            "-",
+            local_date(bastion.created_at),
+            "never",
+            "-",
+        ]
         on_screen(app, list(pane.query_one("#admin-services").query("Button, DataTable")))
 
 
@@ -239,7 +249,7 @@ async def test_a_new_key_is_shown_once_copied_and_works_for_the_verify_api(
         await back_home(app, pilot)
         assert app.screen is home
         rows = table_rows(home, "#admin-services-table")
-        assert rows["bastion"][:2] == ["bastion", "ssh"]
+        assert list(rows["bastion"].values())[:2] == ["bastion", "ssh"]
         assert not any(isinstance(screen, ServiceKeyScreen) for screen in app.screen_stack)
         assert not any(key in str(getattr(widget, "visual", "")) for widget in home.query("*"))
     [stored] = (await Admin(server.core).list_services()).items
@@ -381,7 +391,11 @@ async def test_revoke_asks_naming_the_service_then_its_key_is_refused(
         assert list(table_rows(home, "#admin-services-table")) == ["aaa-first"]
         assert "bastion is revoked: its key no longer works." in notices(app)
         audit = table_rows(home, "#admin-audit-table")
-        assert next(iter(audit.values()))[1:4] == ["root", "Service revoked", "bastion"]
+        assert list(next(iter(audit.values())).values())[1:4] == [
+            "root",
+            "Service revoked",
+            "bastion",
+        ]
     refused = await verify_start(server, key, "root")
     assert (refused.status_code, refused.json()["error"]) == (401, "unauthorized")
 
@@ -413,13 +427,13 @@ async def test_both_histories_show_a_service_check_with_the_service_and_the_addr
         await pilot.press("h")
         await settle(app, pilot)
         rows = list(table_rows(home, "#history-table").values())
-        services = [row for row in rows if "(service)" in row[5]]
-        assert {tuple(row[1:6]) for row in services} == expected
-        reasons = {row[1]: row[6] for row in services if "failed" in row[2]}
+        services = [row for row in rows if "(service)" in row["Client"]]
+        assert {tuple(row[label] for label in SHOWN) for row in services} == expected
+        reasons = {row["Event"]: row["Reason"] for row in services if "failed" in row["Result"]}
         assert reasons == {"Service code": "wrong code"}
-        assert "tfa-tui/" in rows[0][5]  # her own sign-in names the client program
+        assert "tfa-tui/" in rows[0]["Client"]  # her own sign-in names the client program
         assert not {"verify", "verify_start", "bad_code", "totp_required"} & {
-            cell for row in rows for cell in row
+            cell for row in rows for cell in row.values()
         }
 
     async with running_app(server) as (app, pilot):
@@ -427,9 +441,11 @@ async def test_both_histories_show_a_service_check_with_the_service_and_the_addr
         await pilot.press("i")
         await settle(app, pilot)
         rows = list(table_rows(home, "#admin-history-table").values())
-        assert {tuple(row[2:7]) for row in rows if row[0] == "alice" and "(service)" in row[6]} == (
-            expected
-        )
+        assert {
+            tuple(row[label] for label in SHOWN)
+            for row in rows
+            if row["User"] == "alice" and "(service)" in row["Client"]
+        } == expected
 
 
 async def test_the_histories_filter_by_service(server: RunningServer) -> None:
@@ -449,7 +465,7 @@ async def test_the_histories_filter_by_service(server: RunningServer) -> None:
         await settle(app, pilot)
 
         def clients() -> list[str]:
-            return [row[5] for row in table_rows(home, "#history-table").values()]
+            return [row["Client"] for row in table_rows(home, "#history-table").values()]
 
         assert {"bastion (service)", "sudo-web1 (service)"} < set(clients())
         await pilot.click("#history-service")
@@ -467,7 +483,8 @@ async def test_the_histories_filter_by_service(server: RunningServer) -> None:
         await settle(app, pilot)
 
         def users_and_clients() -> list[tuple[str, str]]:
-            return [(row[0], row[6]) for row in table_rows(home, "#admin-history-table").values()]
+            rows = table_rows(home, "#admin-history-table").values()
+            return [(row["User"], row["Client"]) for row in rows]
 
         await pilot.click("#admin-service-filter")
         await pilot.press(*"sudo-web1", "enter")
@@ -541,7 +558,7 @@ def test_a_service_name_from_the_server_is_a_literal_cell() -> None:
         },
         HistoryItem,
     )
-    cells = [drawn(cell) for cell in history_row(entry)]
+    cells = [drawn(cell) for cell in history_row(entry).values()]
     assert [text.plain for text in cells[1:]] == [
         "Service code",
         "✘ failed",

@@ -144,7 +144,97 @@ ALTER TABLE sessions_v4 RENAME TO sessions;
 CREATE INDEX sessions_by_user ON sessions (user_id, revoked_at)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# What the activity counts, as SQL over a login_history row (`row` is "NEW." in a trigger).
+# A sign-in completed: the password alone when nothing more was needed, a second factor, a
+# relying service's code check, or a service's start that let the user through without one.
+SUCCEEDED = (
+    "({row}success = 1 AND (({row}event = 'password' AND {row}reason IS NULL)"
+    " OR {row}event IN ('second_factor', 'verify')"
+    " OR ({row}event = 'verify_start' AND {row}reason IN ('not_required', 'grace_period'))))"
+)
+# An attempt refused: a wrong password or code, a throttled, disabled or denied attempt.
+FAILURE_EVENTS = "('password', 'second_factor', 'reauthentication', 'verify', 'verify_start')"
+FAILED = f"({{row}}success = 0 AND {{row}}event IN {FAILURE_EVENTS})"
+BUCKET_SECONDS = 900
+
+
+def _add_activity(succeeded: str, failed: str) -> str:
+    """Add to everyone's bucket and to the account's (when the row has one) in a trigger."""
+    bucket = f"CAST(NEW.at / {BUCKET_SECONDS} AS INTEGER)"
+    upsert = (
+        "ON CONFLICT (scope, bucket) DO UPDATE SET succeeded = succeeded + excluded.succeeded,"
+        " failed = failed + excluded.failed"
+    )
+    return (
+        f"    INSERT INTO activity (scope, bucket, succeeded, failed)"
+        f" SELECT 0, {bucket}, {succeeded}, {failed} WHERE true {upsert};\n"
+        f"    INSERT INTO activity (scope, bucket, succeeded, failed)"
+        f" SELECT NEW.user_id, {bucket}, {succeeded}, {failed}"
+        f" WHERE NEW.user_id IS NOT NULL {upsert};"
+    )
+
+
+def _sums(scope: str, where: str, group: str) -> str:
+    succeeded = SUCCEEDED.format(row="")
+    failed = FAILED.format(row="")
+    return (
+        f"SELECT {scope}, CAST(at / {BUCKET_SECONDS} AS INTEGER) AS quarter,"  # noqa: S608 fixed text
+        f" SUM(CASE WHEN {succeeded} THEN count ELSE 0 END),"
+        f" SUM(CASE WHEN {failed} THEN count ELSE 0 END)"
+        f" FROM login_history WHERE ({succeeded} OR {failed}){where} GROUP BY {group}"
+    )
+
+
+# The rollup of the history already there, by the triggers' rules.
+BACKFILL = (
+    "INSERT INTO activity (scope, bucket, succeeded, failed) "
+    + _sums("0", "", "quarter")
+    + " UNION ALL "
+    + _sums("user_id", " AND user_id IS NOT NULL", "user_id, quarter")
+)
+
+# Issue 15: sign-in activity per day without reading history. A rollup of completed sign-ins
+# and refused attempts per account (scope = user id) and for everyone (scope 0) per quarter
+# hour of UTC (bucket = at // 900), so a day starting at any utc_offset's midnight (a multiple
+# of 15 minutes) is a whole number of buckets and a 90-day chart sums at most 8,640 rows. The
+# triggers keep it in the statement that writes history (record, and record_refusal's count
+# increments), so it cannot drift from history whoever writes it; the backfill fills it from
+# history already there by the same rules (SUCCEEDED, FAILED). An account's rows
+# go with the account; everyone's stay. Partial indexes over the refused attempts serve the
+# "most failures" lists and the last failure; they hold every column those read (covering:
+# no look-up in the table per row; `success` too, or SQLite 3.40 reads the row to check it).
+_WHEN_SUCCEEDED = f"CASE WHEN {SUCCEEDED.format(row='NEW.')} THEN NEW.count ELSE 0 END"
+_WHEN_FAILED = f"CASE WHEN {FAILED.format(row='NEW.')} THEN NEW.count ELSE 0 END"
+_V5 = f"""
+CREATE TABLE activity (
+    scope INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (scope, bucket)
+) WITHOUT ROWID;
+CREATE INDEX history_failures ON login_history (at, success, event, ip, username, count)
+    WHERE success = 0;
+CREATE INDEX history_failures_by_user
+    ON login_history (user_id, at, success, event, ip, username, count) WHERE success = 0;
+CREATE TRIGGER activity_on_record AFTER INSERT ON login_history
+WHEN {SUCCEEDED.format(row="NEW.")} OR {FAILED.format(row="NEW.")}
+BEGIN
+{_add_activity(_WHEN_SUCCEEDED, _WHEN_FAILED)}
+END;
+CREATE TRIGGER activity_on_count AFTER UPDATE OF count ON login_history
+WHEN {FAILED.format(row="NEW.")}
+BEGIN
+{_add_activity("0", "NEW.count - OLD.count")}
+END;
+CREATE TRIGGER activity_of_deleted_account AFTER DELETE ON users
+BEGIN
+    DELETE FROM activity WHERE scope = OLD.id;
+END;
+{BACKFILL}
+"""  # noqa: S608 fixed text
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST = len(MIGRATIONS)
 
 
@@ -173,5 +263,16 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    # executescript() would COMMIT on its own; splitting keeps each version atomic.
-    return [part.strip() for part in script.split(";") if part.strip()]
+    """executescript() would COMMIT on its own; splitting keeps each version atomic. A
+    trigger's body holds semicolons of its own: a statement ends where SQLite says it does."""
+    statements: list[str] = []
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip())
+    return statements

@@ -24,6 +24,7 @@ class User:
     last_failure_at: float | None = None
     disabled_at: float | None = None
     password_change_required: bool = False
+    recovery_codes_left: int = 0
 
     @property
     def totp_enabled(self) -> bool:
@@ -38,7 +39,9 @@ _SELECT = """
 SELECT u.id, u.username, u.password_hash, u.is_admin, u.created_at, u.failed_attempts,
        u.locked_until, u.last_login_at, u.last_login_ip, u.last_login_client,
        u.last_failure_at, u.disabled_at, u.password_change_required,
-       t.enabled_at AS totp_enabled_at
+       t.enabled_at AS totp_enabled_at,
+       (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = u.id AND r.used_at IS NULL)
+           AS recovery_codes_left
 FROM users u LEFT JOIN totp_secrets t ON t.user_id = u.id
 """
 
@@ -59,6 +62,7 @@ def _user(row: sqlite3.Row) -> User:
         last_failure_at=row["last_failure_at"],
         disabled_at=row["disabled_at"],
         password_change_required=bool(row["password_change_required"]),
+        recovery_codes_left=row["recovery_codes_left"],
     )
 
 
@@ -74,6 +78,54 @@ def by_id(conn: sqlite3.Connection, user_id: int) -> User | None:
 
 def all_users(conn: sqlite3.Connection) -> list[User]:
     return [_user(row) for row in conn.execute(_SELECT + " ORDER BY u.username")]
+
+
+@dataclass(frozen=True, slots=True)
+class UserFilter:
+    """What narrows a page of the list: a part of the name (lower case, taken literally) and
+    flags, each True (only those), False (only the others) or None (either)."""
+
+    contains: str | None = None
+    admin: bool | None = None
+    two_factor: bool | None = None
+    locked: bool | None = None
+    disabled: bool | None = None
+
+
+def page(
+    conn: sqlite3.Connection, limit: int, after: str | None, where: UserFilter, now: float
+) -> list[User]:
+    """Accounts in name order after `after`: a walk along the name index (UNIQUE) that stops
+    after `limit` matches, so a page costs the rows it passes, never a sort of them all.
+    The name part goes through instr(), not LIKE: '%' and '_' in it are plain characters."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if after is not None:
+        clauses.append("u.username > ?")
+        params.append(after)
+    if where.contains:
+        clauses.append("instr(u.username, ?) > 0")
+        params.append(where.contains)
+    flags = (
+        (where.admin, "u.is_admin = 1"),
+        (where.two_factor, "t.enabled_at IS NOT NULL"),
+        # Locked exactly when the wire says so (views.admin_user): a lock still running.
+        (where.locked, "COALESCE(u.locked_until > ?, 0)"),
+        (where.disabled, "u.disabled_at IS NOT NULL"),
+    )
+    for wanted, test in flags:
+        if wanted is None:
+            continue
+        clauses.append(test if wanted else f"NOT ({test})")
+        if "?" in test:
+            params.append(now)
+    where_sql = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    params.append(limit)
+    rows = conn.execute(
+        _SELECT + where_sql + " ORDER BY u.username LIMIT ?",
+        params,
+    )
+    return [_user(row) for row in rows]
 
 
 def create(

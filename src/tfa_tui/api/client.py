@@ -25,6 +25,10 @@ from msgspec import UNSET, UnsetType
 
 import tfa_tui
 from tfa_protocol.types import (
+    Activity,
+    ActivityQuery,
+    AdminActivity,
+    AdminActivityQuery,
     AdminHistoryPage,
     AdminHistoryQuery,
     AdminUser,
@@ -57,6 +61,7 @@ from tfa_protocol.types import (
     TotpSetupRequest,
     UpdateUserRequest,
     UserList,
+    UserListQuery,
 )
 from tfa_tui.api.errors import (
     ProtocolError,
@@ -71,6 +76,10 @@ if TYPE_CHECKING:
 
 DEFAULT_SERVER = "http://127.0.0.1:8421"
 API = "/api/v1"
+# An idle connection is let go well before a server closes it (tfa-server after 5 s, as most
+# servers and proxies): a request sent on a connection the server is closing at that instant
+# gets no answer ("closed the connection without a proper answer").
+KEEPALIVE_EXPIRY = 2.0
 
 T = TypeVar("T")
 
@@ -260,6 +269,7 @@ class TfaClient:
             base_url=self._base_url if self._url_problem is None else "",
             transport=transport,
             timeout=timeout,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY),
             follow_redirects=False,
             headers={"User-Agent": agent or user_agent(), "Accept": "application/json"},
         )
@@ -497,7 +507,21 @@ class TfaClient:
     async def revoke_session(self, session_id: int) -> None:
         await self._call("DELETE", f"{API}/me/sessions/{int(session_id)}")
 
+    async def activity(self, days: int = 30, utc_offset: int = 0) -> Activity:
+        """Own sign-ins per day for the last `days` days (today last), days starting at
+        midnight `utc_offset` minutes east of UTC, and the last refused attempt."""
+        query = ActivityQuery(days=days, utc_offset=utc_offset)
+        return await self._fetch(Activity, "GET", f"{API}/me/activity", query=query)
+
     # Administrators.
+
+    async def admin_activity(
+        self, days: int = 30, utc_offset: int = 0, username: str | None = None
+    ) -> AdminActivity:
+        """Everyone's sign-ins per day (or one account's), and the addresses and names with
+        the most refused attempts in the last 24 hours and 7 days."""
+        query = AdminActivityQuery(days=days, utc_offset=utc_offset, username=_given(username))
+        return await self._fetch(AdminActivity, "GET", f"{API}/admin/activity", query=query)
 
     async def policy(self) -> Policy:
         return await self._fetch(Policy, "GET", f"{API}/admin/policy")
@@ -507,7 +531,43 @@ class TfaClient:
         return await self._fetch(Policy, "PUT", f"{API}/admin/policy", body=body)
 
     async def users(self) -> list[AdminUser]:
-        return (await self._fetch(UserList, "GET", f"{API}/admin/users")).items
+        """Every account, a page at a time (for screens that still show them all at once)."""
+        found: list[AdminUser] = []
+        after: str | None = None
+        while True:
+            page = await self.user_page(limit=200, after=after)
+            found += page.items
+            if page.next_after is None:
+                return found
+            after = page.next_after
+
+    async def user_page(
+        self,
+        q: str | None = None,
+        limit: int = 50,
+        after: str | None = None,
+        admin: bool | None = None,
+        two_factor: bool | None = None,
+        locked: bool | None = None,
+        disabled: bool | None = None,
+    ) -> UserList:
+        """Accounts in name order, narrowed on the server: `q` a case-insensitive part of the
+        name, each flag True (only those) or False (only the others); pass the page's
+        `next_after` as `after` for the next one."""
+        query = UserListQuery(
+            q=_given(q),
+            limit=limit,
+            after=_given(after),
+            admin=_given(admin),
+            two_factor=_given(two_factor),
+            locked=_given(locked),
+            disabled=_given(disabled),
+        )
+        return await self._fetch(UserList, "GET", f"{API}/admin/users", query=query)
+
+    async def user(self, username: str) -> AdminUser:
+        """One account (NotFound when there is none by that name)."""
+        return await self._fetch(AdminUser, "GET", self._user_path(username))
 
     async def create_user(self, username: str, password: str, is_admin: bool = False) -> AdminUser:
         body = CreateUserRequest(username=username, password=password, is_admin=is_admin)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (
     Button,
-    DataTable,
     Footer,
     Header,
     Input,
@@ -27,7 +25,9 @@ from tfa_tui.plain import cell, template, visible
 from tfa_tui.screens.base import TfaScreen
 from tfa_tui.screens.confirm import ConfirmScreen
 from tfa_tui.screens.reauth import Reauthentication, ReauthScreen
+from tfa_tui.widgets.activity_chart import SecurityActivity
 from tfa_tui.widgets.fields import Field
+from tfa_tui.widgets.fit_table import Cell, FitColumn, FitTable, FitTableView, when
 from tfa_tui.words import EVENTS, METHODS, local_time, origin, reason, seconds_left
 
 if TYPE_CHECKING:
@@ -37,30 +37,50 @@ PAGE = 50
 
 
 def result_cell(success: bool, count: int = 1) -> str:
-    """A symbol as well as a colour, so the table reads without colour; refusals counted into
-    one entry say how many."""
+    """A symbol and bold as well as a colour, so the table reads without colour; refusals
+    counted into one entry say how many."""
     if success:
         return "[green]✔ successful[/]"
-    return "[red]✘ failed[/]" + (f" [b]{count:,} times[/b]" if count > 1 else "")
+    return "[b red]✘ failed[/]" + (f" [b]{count:,} times[/b]" if count > 1 else "")
 
 
-def history_row(entry: HistoryItem) -> tuple[str | Text, ...]:
+# At 80 columns: when, what, result and from where, which tell whether someone else is trying
+# the account; then the reason of a refusal before the (long) client string.
+HISTORY_COLUMNS = (
+    FitColumn("at", "Time"),
+    FitColumn("event", "Event", min_width=10),
+    FitColumn("result", "Result", min_width=8),
+    FitColumn("ip", "IP", min_width=9),
+    FitColumn("reason", "Reason", priority=1, min_width=10),
+    FitColumn("method", "Method", priority=3),
+    FitColumn("client", "Client", priority=2, min_width=12),
+)
+
+
+def history_row(entry: HistoryItem) -> dict[str, Cell]:
     """Whatever the server sent is a literal cell, the raw values this client has no words for
     included. A relying service's call reads "sshd-bastion (service)" where a sign-in's
     client program would be, with the end user's address in the IP column."""
-    return (
-        local_time(entry.at, with_seconds=True),
-        cell(EVENTS.get(entry.event, entry.event)),
-        result_cell(entry.success, entry.count),
-        cell(METHODS.get(entry.method or "", entry.method or "-")),
-        cell(entry.ip or "-"),
-        cell(origin(entry.client or "-", entry.service)),
-        cell(reason(entry.reason)),
-    )
+    return {
+        "at": when(entry.at),
+        "event": cell(EVENTS.get(entry.event, entry.event)),
+        "result": result_cell(entry.success, entry.count),
+        "method": cell(METHODS.get(entry.method or "", entry.method or "-")),
+        "ip": cell(entry.ip or "-"),
+        "client": cell(origin(entry.client or "-", entry.service)),
+        "reason": cell(reason(entry.reason)),
+    }
 
 
 # A session that is not yet a sign-in, in words; a full one needs none.
 SESSION_KINDS = {"password_change": "new password due", "enrollment": "2FA setup only"}
+SESSION_COLUMNS = (
+    FitColumn("kind", "Session"),
+    FitColumn("created", "Signed in", priority=1),
+    FitColumn("seen", "Last seen"),
+    FitColumn("ip", "IP", min_width=9),
+    FitColumn("client", "Client", min_width=12),
+)
 
 FORCED_FOR_ADMIN = (
     "Two-factor authentication is forced for every account, yours too (the policy under Admin)."
@@ -88,6 +108,7 @@ class HomeScreen(TfaScreen):
         ),
         Binding("l", "admin_section('admin-audit')", "Audit log", id="admin-audit", show=False),
         Binding("g", "new_codes", "New recovery codes", id="new-codes", show=False),
+        Binding("x", "revoke_session", "Revoke session", id="revoke-session"),
         Binding("c", "change_password", "Change password", id="change-password"),
         Binding("r", "refresh", "Refresh", id="refresh"),
         Binding("ctrl+o", "sign_out", "Sign out", id="sign-out"),
@@ -118,6 +139,7 @@ class HomeScreen(TfaScreen):
                     yield Button("New recovery codes", id="regenerate", compact=True)
                     yield Button("Change password", id="change-password", compact=True)
                     yield Button("Disconnect", variant="error", id="disconnect", compact=True)
+                yield SecurityActivity()
             with TabPane("[u]H[/u]istory", id="history"), Vertical():
                 with Horizontal(classes="toolbar"):
                     yield Select(
@@ -135,12 +157,14 @@ class HomeScreen(TfaScreen):
                         tooltip="Only what this service (sshd, say) asked; empty: everything",
                     )
                     yield Button("Load older", id="older", disabled=True, compact=True)
-                yield DataTable(id="history-table", zebra_stripes=True, cursor_type="row")
+                yield FitTableView(
+                    HISTORY_COLUMNS, table_id="history-table", title="Sign-in history entry"
+                )
             with TabPane("Sessio[u]n[/u]s", id="sessions"), Vertical():
-                yield DataTable(id="sessions-table", cursor_type="row")
+                yield FitTableView(SESSION_COLUMNS, table_id="sessions-table", title="Session")
                 with Horizontal(classes="buttons"):
                     yield Button(
-                        "Revoke selected session", id="revoke", variant="warning", compact=True
+                        "Revoke selected session (x)", id="revoke", variant="warning", compact=True
                     )
             if self.me.is_admin:
                 from tfa_tui.widgets.admin_pane import AdminPane
@@ -151,10 +175,6 @@ class HomeScreen(TfaScreen):
 
     def on_mount(self) -> None:
         self.sub_title = f"{visible(self.me.username)} @ {visible(self.tfa.api.base_url)}"
-        history = self.query_one("#history-table", DataTable)
-        history.add_columns("Time", "Event", "Result", "Method", "IP", "Client", "Reason")
-        sessions = self.query_one("#sessions-table", DataTable)
-        sessions.add_columns("", "Signed in", "Last seen", "IP", "Client")
         self._deadline_timer = self.set_interval(1.0, self._watch_deadline, pause=True)
         self.show_me(self.me)
         self._focus_security()
@@ -175,7 +195,16 @@ class HomeScreen(TfaScreen):
             return self.me.is_admin
         if action == "new_codes":
             return self.me.totp_enabled
+        if action == "revoke_session":
+            return self.query_one(TabbedContent).active == "sessions"
         return True
+
+    @on(TabbedContent.TabActivated)
+    def _tab_shown(self) -> None:
+        self.refresh_bindings()  # the keys of one tab (x: revoke) show only there
+
+    def action_revoke_session(self) -> None:
+        self.revoke()
 
     def action_new_codes(self) -> None:
         self.regenerate()
@@ -232,6 +261,7 @@ class HomeScreen(TfaScreen):
 
     def action_refresh(self) -> None:
         self.refresh_me()
+        self.query_one(SecurityActivity).reload()
         self.load_history(reset=True)
         self.load_sessions()
         if self.me.is_admin:
@@ -444,7 +474,7 @@ class HomeScreen(TfaScreen):
 
     @work(exclusive=True, exit_on_error=False, group="history", description="load history")
     async def load_history(self, *, reset: bool) -> None:
-        table = self.query_one("#history-table", DataTable)
+        table = self.query_one("#history-table", FitTable)
         before = None if reset else self._next_before
         table.loading = True
         try:
@@ -459,10 +489,11 @@ class HomeScreen(TfaScreen):
             return
         finally:
             table.loading = False
+        rows = {str(entry.id): history_row(entry) for entry in page.items}
         if reset:
-            table.clear()
-        for entry in page.items:
-            table.add_row(*history_row(entry), key=str(entry.id))
+            table.set_records(rows)
+        else:
+            table.add_records(rows)
         self._next_before = page.next_before
         older = self.query_one("#older", Button)
         older.disabled = page.next_before is None
@@ -472,7 +503,7 @@ class HomeScreen(TfaScreen):
 
     @work(exclusive=True, exit_on_error=False, group="sessions")
     async def load_sessions(self) -> None:
-        table = self.query_one("#sessions-table", DataTable)
+        table = self.query_one("#sessions-table", FitTable)
         table.loading = True
         try:
             sessions = await self.tfa.api.sessions()
@@ -481,25 +512,26 @@ class HomeScreen(TfaScreen):
             return
         finally:
             table.loading = False
-        table.clear()
         self._sessions = {str(session.id): session for session in sessions}
-        for session in sessions:
-            table.add_row(
-                "▶ this session" if session.current else SESSION_KINDS.get(session.kind, ""),
-                local_time(session.created_at),
-                local_time(session.last_seen_at),
-                cell(session.ip),
-                cell(session.client),
-                key=str(session.id),
-            )
+        table.set_records(
+            {
+                str(session.id): {
+                    "kind": "▶ this session"
+                    if session.current
+                    else SESSION_KINDS.get(session.kind, ""),
+                    "created": when(session.created_at),
+                    "seen": when(session.last_seen_at),
+                    "ip": cell(session.ip),
+                    "client": cell(session.client),
+                }
+                for session in sessions
+            }
+        )
 
     @on(Button.Pressed, "#revoke")
     @work(exclusive=True, exit_on_error=False, group="revoke")
     async def revoke(self) -> None:
-        table = self.query_one("#sessions-table", DataTable)
-        if table.row_count == 0:
-            return
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = self.query_one("#sessions-table", FitTable).selected_key
         session = self._sessions.get(key or "")
         if key is None or session is None:
             return

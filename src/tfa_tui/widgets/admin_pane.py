@@ -29,10 +29,12 @@ from tfa_tui.api import AdminHistoryItem, AuditItem, Policy
 from tfa_tui.api.errors import ApiError
 from tfa_tui.plain import cell, visible
 from tfa_tui.screens.confirm import ConfirmScreen
-from tfa_tui.screens.home import PAGE, history_row
+from tfa_tui.screens.home import HISTORY_COLUMNS, PAGE, history_row
+from tfa_tui.widgets.activity_panel import ActivityPanel
 from tfa_tui.widgets.admin_services import ServicesSection
 from tfa_tui.widgets.admin_users import UsersSection
 from tfa_tui.widgets.fields import Field
+from tfa_tui.widgets.fit_table import Cell, FitColumn, FitTable, FitTableView, when
 from tfa_tui.words import local_time
 
 if TYPE_CHECKING:
@@ -153,15 +155,28 @@ def history_user(entry: AdminHistoryItem) -> Text:
     return cell((entry.username or "-") + (" (deleted)" if entry.account_deleted else ""))
 
 
-def audit_row(entry: AuditItem) -> tuple[str | Text, ...]:
-    return (
-        local_time(entry.at, with_seconds=True),
-        cell(entry.actor),
-        cell(ACTIONS.get(entry.action, entry.action)),
-        cell(entry.target or "-"),
-        cell(audit_detail(entry.action, entry.detail)),
-        cell(entry.ip or "console"),
-    )
+# Everyone's history: whose attempt, then the columns of the person's own History.
+ADMIN_HISTORY_COLUMNS = (FitColumn("user", "User", min_width=8), *HISTORY_COLUMNS)
+# At 80 columns: when, who, did what, to whom; what it changed as far as the width allows.
+AUDIT_COLUMNS = (
+    FitColumn("at", "Time"),
+    FitColumn("actor", "Who", min_width=8),
+    FitColumn("action", "Action", min_width=10),
+    FitColumn("target", "Target", min_width=8),
+    FitColumn("detail", "Details", priority=1, min_width=10),
+    FitColumn("ip", "From", priority=2, min_width=9),
+)
+
+
+def audit_row(entry: AuditItem) -> dict[str, Cell]:
+    return {
+        "at": when(entry.at),
+        "actor": cell(entry.actor),
+        "action": cell(ACTIONS.get(entry.action, entry.action)),
+        "target": cell(entry.target or "-"),
+        "detail": cell(audit_detail(entry.action, entry.detail)),
+        "ip": cell(entry.ip or "console"),
+    }
 
 
 class AdminPane(Vertical):
@@ -253,6 +268,7 @@ class AdminPane(Vertical):
             with TabPane("Ser[u]v[/u]ices", id="admin-services"):
                 yield ServicesSection()
             with TabPane("S[u]i[/u]gn-in history", id="admin-history"):
+                yield ActivityPanel()
                 with Horizontal(classes="admin-toolbar"):
                     yield Field(
                         placeholder="User, then Enter",
@@ -277,29 +293,36 @@ class AdminPane(Vertical):
                     yield Button(
                         "Load older (o)", id="admin-history-older", classes="older", compact=True
                     )
-                yield DataTable(id="admin-history-table", cursor_type="row", zebra_stripes=True)
+                yield FitTableView(
+                    ADMIN_HISTORY_COLUMNS,
+                    table_id="admin-history-table",
+                    title="Sign-in history entry",
+                )
             with TabPane("Audit [u]l[/u]og", id="admin-audit"):
                 with Horizontal(classes="admin-toolbar"):
                     yield Button(
                         "Load older (o)", id="admin-audit-older", classes="older", compact=True
                     )
-                yield DataTable(id="admin-audit-table", cursor_type="row", zebra_stripes=True)
+                yield FitTableView(
+                    AUDIT_COLUMNS, table_id="admin-audit-table", title="Audit log entry"
+                )
 
     def on_mount(self) -> None:
-        self._table("history").add_columns(
-            "User", "Time", "Event", "Result", "Method", "IP", "Client", "Reason"
-        )
-        self._table("audit").add_columns("Time", "Who", "Action", "Target", "Details", "From")
         self.reload()
 
-    def _table(self, name: str) -> DataTable[str | Text]:
-        return cast("DataTable[str | Text]", self.query_one(f"#admin-{name}-table", DataTable))
+    def _table(self, name: str) -> DataTable[Any]:
+        return self.query_one(f"#admin-{name}-table", DataTable)
+
+    def _log(self, name: str) -> FitTable:
+        """The Sign-in history's table or the Audit log's."""
+        return self.query_one(f"#admin-{name}-table", FitTable)
 
     def reload(self) -> None:
         """Fetch all four sections again, from the newest entries (the home screen's `r`)."""
         self.load_policy()
         self.query_one(UsersSection).load_users()
         self.query_one(ServicesSection).load_services()
+        self.query_one(ActivityPanel).reload()
         self.load_history(reset=True)
         self.load_audit(reset=True)
 
@@ -473,6 +496,33 @@ class AdminPane(Vertical):
     def _service_changed(self) -> None:
         self.load_audit(reset=True)
 
+    @on(ActivityPanel.AccountChosen)
+    def _account_chosen(self, event: ActivityPanel.AccountChosen) -> None:
+        """A name among the most refused, chosen above the table: an account opens its own
+        screen, where it can be locked, disabled or reset; a name that is no account shows
+        its attempts in the history below."""
+        if event.known_user:
+            self.open_user(event.username)
+            return
+        self.query_one("#admin-user-filter", Input).value = event.username
+        self.screen.set_focus(self._table("history"))  # now: a loading table takes no focus
+        self.load_history(reset=True)
+
+    @work(exclusive=True, exit_on_error=False, group="open-user", description="open account")
+    async def open_user(self, username: str) -> None:
+        from tfa_tui.screens.user_detail import UserDetailScreen
+
+        try:
+            user = await self.tfa.api.user(username)
+        except ApiError as exc:
+            self.failed(exc)
+            return
+
+        def back(_: None) -> None:  # what was done there shows here too
+            self._user_changed()
+
+        self.app.push_screen(UserDetailScreen(user), back)
+
     # Sign-in history and audit log
 
     @on(Input.Submitted, "#admin-user-filter")
@@ -482,11 +532,13 @@ class AdminPane(Vertical):
         self.load_history(reset=True)
 
     def _fill(
-        self, name: str, rows: dict[str, tuple[str | Text, ...]], next_before: int | None
+        self, name: str, rows: dict[str, dict[str, Cell]], next_before: int | None, *, reset: bool
     ) -> None:
-        table = self._table(name)
-        for key, row in rows.items():
-            table.add_row(*row, key=key)
+        table = self._log(name)
+        if reset:
+            table.set_records(rows)
+        else:
+            table.add_records(rows)
         self._next[name] = next_before
         older = self.query_one(f"#admin-{name}-older", Button)
         older.disabled = next_before is None
@@ -496,7 +548,7 @@ class AdminPane(Vertical):
     async def load_history(self, *, reset: bool) -> None:
         if not reset and self._next["history"] is None:
             return
-        table = self._table("history")
+        table = self._log("history")
         username = self.query_one("#admin-user-filter", Input).value.strip() or None
         service = self.query_one("#admin-service-filter", Input).value.strip() or None
         choice = self.query_one("#admin-result", Select).value
@@ -515,16 +567,17 @@ class AdminPane(Vertical):
             return
         finally:
             table.loading = False
-        if reset:
-            table.clear()
-        rows = {str(entry.id): (history_user(entry), *history_row(entry)) for entry in page.items}
-        self._fill("history", rows, page.next_before)
+        rows = {
+            str(entry.id): {"user": history_user(entry), **history_row(entry)}
+            for entry in page.items
+        }
+        self._fill("history", rows, page.next_before, reset=reset)
 
     @work(exclusive=True, exit_on_error=False, group="audit", description="load audit")
     async def load_audit(self, *, reset: bool) -> None:
         if not reset and self._next["audit"] is None:
             return
-        table = self._table("audit")
+        table = self._log("audit")
         table.loading = True
         try:
             page = await self.tfa.api.audit(
@@ -535,8 +588,5 @@ class AdminPane(Vertical):
             return
         finally:
             table.loading = False
-        if reset:
-            table.clear()
-        self._fill(
-            "audit", {str(entry.id): audit_row(entry) for entry in page.items}, page.next_before
-        )
+        rows = {str(entry.id): audit_row(entry) for entry in page.items}
+        self._fill("audit", rows, page.next_before, reset=reset)

@@ -4,37 +4,41 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, DataTable
+from textual.widgets import Button
 
 from tfa_tui.api import Service
 from tfa_tui.api.errors import ApiError
 from tfa_tui.plain import cell, visible
 from tfa_tui.screens.confirm import ConfirmScreen
+from tfa_tui.widgets.fit_table import Cell, FitColumn, FitTable, FitTableView, when
 from tfa_tui.words import local_date, local_time
 
 if TYPE_CHECKING:
     from tfa_tui.app import TfaApp
 
-DESCRIPTION_CELL = 24  # at 80 columns, what leaves room for the last use and its address
+# At 80 columns: which service, when it last called and from which address (a key used from
+# somewhere unexpected shows here); its description as far as the width allows.
+SERVICE_COLUMNS = (
+    FitColumn("name", "Name", min_width=10),
+    FitColumn("description", "Description", priority=1, min_width=12),
+    FitColumn("created", "Created", priority=2),
+    FitColumn("used", "Last used"),
+    FitColumn("ip", "From", min_width=9),
+)
 
 
-def service_row(service: Service) -> tuple[str | Text, ...]:
-    """Last used: when, and from which address the service called (a key used from somewhere
-    unexpected shows here). A long description is cut short: the revoke question shows all."""
-    description = cell(service.description or "-")
-    description.truncate(DESCRIPTION_CELL, overflow="ellipsis")
-    return (
-        cell(service.name),
-        description,
-        local_date(service.created_at),
-        local_time(service.last_used_at) if service.last_used_at else "never",
-        cell(service.last_used_ip or "-"),
-    )
+def service_row(service: Service) -> dict[str, Cell]:
+    return {
+        "name": cell(service.name),
+        "description": cell(service.description or "-"),
+        "created": local_date(service.created_at),
+        "used": when(service.last_used_at) if service.last_used_at else "never",
+        "ip": cell(service.last_used_ip or "-"),
+    }
 
 
 class ServicesSection(Vertical):
@@ -56,13 +60,10 @@ class ServicesSection(Vertical):
         with Horizontal(classes="admin-toolbar"):
             yield Button("Add service (+)", variant="primary", id="admin-add-service", compact=True)
             yield Button("Revoke (Del)", variant="error", id="admin-revoke-service", compact=True)
-        yield DataTable(id="admin-services-table", cursor_type="row", zebra_stripes=True)
+        yield FitTableView(SERVICE_COLUMNS, table_id="admin-services-table", title="Service")
 
-    def on_mount(self) -> None:
-        self._table().add_columns("Name", "Description", "Created", "Last used", "From")
-
-    def _table(self) -> DataTable[str | Text]:
-        return cast("DataTable[str | Text]", self.query_one("#admin-services-table", DataTable))
+    def _table(self) -> FitTable:
+        return self.query_one("#admin-services-table", FitTable)
 
     def failed(self, error: BaseException) -> None:
         self.tfa.api_failed(error)
@@ -78,22 +79,16 @@ class ServicesSection(Vertical):
             return
         finally:
             table.loading = False
-        chosen = self._selected_service(quiet=True)
         self._services = {service.name: service for service in services}
-        table.clear()
-        for service in services:
-            table.add_row(*service_row(service), key=service.name)
-        if chosen is not None and chosen.name in self._services:  # keep the cursor on it
-            table.move_cursor(row=table.get_row_index(chosen.name))
+        # The cursor stays on the service it was on.
+        table.set_records({service.name: service_row(service) for service in services})
 
-    def _selected_service(self, *, quiet: bool = False) -> Service | None:
-        table = self._table()
-        if table.row_count == 0:
-            if not quiet:
-                self.notify("There is no service to choose.", severity="warning")
+    def _selected_service(self) -> Service | None:
+        key = self._table().selected_key
+        if key is None:
+            self.notify("There is no service to choose.", severity="warning")
             return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self._services.get(key or "")
+        return self._services.get(key)
 
     @on(Button.Pressed, "#admin-add-service")
     @work(exclusive=True, exit_on_error=False, group="service-action")
