@@ -64,9 +64,9 @@ async def wrong_passwords(server: RunningServer, name: str, times: int) -> None:
 
 
 async def test_typing_narrows_the_list_by_the_servers_answer(server: RunningServer) -> None:
-    """Filter: what is typed is sent to the server once typing pauses (two quick keys, one
-    request), and the rows are the server's answer: with a page of two, "o" brings bob and
-    carol, whom the first page had not loaded."""
+    """Filter (`/` goes there): what is typed is sent to the server once typing pauses (two
+    quick keys, one request), and the rows are the server's answer: with a page of two, "o"
+    brings bob and carol, whom the first page had not loaded."""
     await server.add_user("root", ROOT_PW, admin=True)
     for name in ("alice", "alina", "bob", "carol"):
         await server.add_user(name)
@@ -80,6 +80,8 @@ async def test_typing_narrows_the_list_by_the_servers_answer(server: RunningServ
         assert names(section) == ["alice", "alina"]
 
         asked = requests.requests.count(LIST)
+        await pilot.press("slash")  # `/` goes to the filter, as in less and htop
+        assert app.focused is app.screen.query_one("#admin-users-filter")
         await type_into(pilot, app, "#admin-users-filter", "li")
         await settle(app, pilot)
         assert requests.requests.count(LIST) == asked + 1  # "l" was never asked alone

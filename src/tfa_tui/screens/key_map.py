@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Static
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Static
+
+from tfa_tui.screens.base import ReadingDialog
 
 # Textual's own bindings that come without words.
 UNNAMED = {"focus_next": "Next field", "focus_previous": "Previous field"}
@@ -50,9 +50,8 @@ def key_map(screen: Screen[Any]) -> dict[str, list[KeyEntry]]:
     return {group: list(entries.values()) for group, entries in groups.items() if entries}
 
 
-class KeyMapScreen(ModalScreen[None]):
+class KeyMapScreen(ReadingDialog):
     CSS_PATH = "key_map.tcss"
-    BINDINGS = [Binding("escape", "close", "Close")]
 
     def __init__(self, keys: dict[str, list[KeyEntry]]) -> None:
         super().__init__()
@@ -79,12 +78,4 @@ class KeyMapScreen(ModalScreen[None]):
                         lines.append("\n")
                     lines.rstrip()
                     yield Static(lines, classes="entries")
-            with Horizontal(id="dialog-buttons"):
-                yield Button("Close", id="close", variant="primary", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#close", Button).focus()
-
-    @on(Button.Pressed, "#close")
-    def action_close(self) -> None:
-        self.dismiss(None)
+            yield from self.close_button()

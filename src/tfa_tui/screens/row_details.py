@@ -5,20 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Static
+
+from tfa_tui.screens.base import ReadingDialog
 
 
-class RowDetailsScreen(ModalScreen[None]):
+class RowDetailsScreen(ReadingDialog):
     """The values are Text (the server's words stay literal); the labels are ours."""
 
     CSS_PATH = "row_details.tcss"
-    BINDINGS = [Binding("escape", "close", "Close")]
 
     def __init__(self, title: str, fields: Mapping[str, Text]) -> None:
         super().__init__()
@@ -33,12 +31,4 @@ class RowDetailsScreen(ModalScreen[None]):
                     with Horizontal(classes="field"):
                         yield Static(Content(label), classes="field-label")
                         yield Static(value, classes="field-value")
-            with Horizontal(id="dialog-buttons"):
-                yield Button("Close", id="close", variant="primary", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#close", Button).focus()
-
-    @on(Button.Pressed, "#close")
-    def action_close(self) -> None:
-        self.dismiss(None)
+            yield from self.close_button()

@@ -94,7 +94,7 @@ class ActivityPanel(Vertical):
                     id="leaders-period",
                     compact=True,
                 )
-                yield Static("Enter on an account: its history below.")
+                yield Static("Enter on an account: open it and act on it.")
         with Horizontal(classes="leaders"):
             yield DataTable(id="leaders-addresses", cursor_type="row")
             yield DataTable(id="leaders-accounts", cursor_type="row")

@@ -180,6 +180,7 @@ class UsersSection(Vertical):
     UsersSection #admin-users-table { margin-top: 0; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "find", "Find a name", id="admin-users-find"),
         Binding("o", "more", "Load more", show=False, id="admin-users-more"),
         Binding("z", "sort", "Sort", show=False, id="admin-users-sort"),
         Binding("Z", "sort_reverse", "Reverse sort", show=False, id="admin-users-reverse"),
@@ -261,6 +262,10 @@ class UsersSection(Vertical):
             locked=True if ticked("locked") else None,
             disabled=True if ticked("disabled") else None,
         )
+
+    def action_find(self) -> None:
+        """`/`, as in less and htop: to the name filter from anywhere in the section."""
+        self.query_one("#admin-users-filter", Input).focus()
 
     @on(Input.Changed, "#admin-users-filter")
     def _name_typed(self) -> None:
