@@ -49,9 +49,10 @@ def focused_id(app: TfaApp) -> str | None:
 
 
 async def wait_for_screen(app: TfaApp, pilot: Pilot[None], kind: type[S]) -> S:
-    """Poll until a dialog or screen is on top; settle() would wait on its worker forever."""
+    """Poll until a dialog or screen is on top, its widgets composed (a click on a loaded
+    machine came before its buttons); settle() would wait on its worker forever."""
     for _ in range(200):
-        if isinstance(app.screen, kind):
+        if isinstance(app.screen, kind) and app.screen.is_mounted:
             return app.screen
         await pilot.pause(0.02)
     raise AssertionError(f"{kind.__name__} never opened; {type(app.screen).__name__} is on top")
