@@ -13,13 +13,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from tfa_tui.api import AdminUser
-from tfa_tui.api.errors import (
-    ApiError,
-    EnrollmentRequired,
-    NotFound,
-    PasswordChangeRequired,
-    Unauthorized,
-)
+from tfa_tui.api.errors import LEAVING, ApiError, NotFound
 from tfa_tui.plain import visible
 from tfa_tui.screens.confirm import ConfirmScreen
 
@@ -27,8 +21,6 @@ if TYPE_CHECKING:
     from tfa_tui.app import TfaApp
 
 BUTTON_NAME = 20  # a name longer than this is cut short on a button (the question has it all)
-# Failures after which the app leaves the screen for another (sign in, the 2FA setup).
-LEAVING = (Unauthorized, EnrollmentRequired, PasswordChangeRequired)
 
 
 class Outcome(Enum):

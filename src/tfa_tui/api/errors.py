@@ -86,6 +86,11 @@ class PasswordChangeRequired(ApiError):
     default_code, default_status = "password_change_required", 403
 
 
+# Answers about the session itself, after which the app leaves the screen for another (sign
+# in, the 2FA set-up, a new password), wherever the call was made.
+LEAVING = (Unauthorized, EnrollmentRequired, PasswordChangeRequired)
+
+
 class PasswordRequired(ApiError):
     """403 `password_required`: this session signed in too long ago; send the password."""
 
@@ -308,6 +313,7 @@ def error_from_response(status: int, body: object, headers: Mapping[str, str]) -
 
 
 __all__ = [
+    "LEAVING",
     "ApiError",
     "ChallengeExpired",
     "CodeReused",

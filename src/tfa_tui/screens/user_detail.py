@@ -13,12 +13,12 @@ from textual.content import Content
 from textual.widgets import Button, Footer, Header, Static
 
 from tfa_tui.api import AdminHistoryItem, AdminUser
-from tfa_tui.api.errors import ApiError, NotFound
+from tfa_tui.api.errors import LEAVING, ApiError, NotFound
 from tfa_tui.plain import visible
 from tfa_tui.screens.base import TfaScreen
-from tfa_tui.user_actions import LEAVING, Outcome, UserActions, rights_label, toggle_label
+from tfa_tui.user_actions import Outcome, UserActions, rights_label, toggle_label
 from tfa_tui.widgets.activity_chart import ActivityChart, local_utc_offset
-from tfa_tui.words import EVENTS, describe, local_time, origin, reason, seconds_left
+from tfa_tui.words import EVENTS, local_time, origin, reason, seconds_left
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -224,7 +224,7 @@ class UserDetailScreen(TfaScreen):
         except ApiError as exc:
             if isinstance(exc, LEAVING):
                 self.failed(exc)
-            chart.failed_to_load(f"Sign-in activity not loaded: {describe(exc)}")
+            chart.failed_to_load(exc)
             return
         finally:
             chart.loading = False

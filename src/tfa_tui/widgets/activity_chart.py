@@ -19,12 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
 from tfa_protocol.types import Activity, LastFailure
-from tfa_tui.api.errors import (
-    ApiError,
-    EnrollmentRequired,
-    PasswordChangeRequired,
-    Unauthorized,
-)
+from tfa_tui.api.errors import LEAVING, ApiError
 from tfa_tui.plain import visible
 from tfa_tui.words import EVENTS, describe, local_time, reason
 
@@ -195,8 +190,9 @@ class ActivityChart(Vertical):
         self.query_one(".chart-today", Static).update(Text(today_words(activity)))
         self.query_one(".chart-last", Static).update(last_failure_words(activity.last_failure))
 
-    def failed_to_load(self, words: str) -> None:
+    def failed_to_load(self, error: ApiError) -> None:
         """What went wrong, where the numbers would be (the chart keeps what it had)."""
+        words = f"Sign-in activity not loaded: {describe(error)}"
         self.query_one(".chart-today", Static).update(Text(visible(words)))
 
     @staticmethod
@@ -242,9 +238,9 @@ class SecurityActivity(Vertical):
         try:
             activity = await self.tfa.api.activity(days=30, utc_offset=local_utc_offset())
         except ApiError as exc:
-            if isinstance(exc, Unauthorized | EnrollmentRequired | PasswordChangeRequired):
+            if isinstance(exc, LEAVING):
                 self.tfa.api_failed(exc)  # the session's state: the app's one way for it
-            chart.failed_to_load(f"Sign-in activity not loaded: {describe(exc)}")
+            chart.failed_to_load(exc)
             return
         finally:
             chart.loading = False

@@ -19,7 +19,7 @@ from tfa_tui import words
 from tfa_tui.api.errors import ApiError
 from tfa_tui.plain import cell
 from tfa_tui.widgets.activity_chart import ActivityChart, local_utc_offset
-from tfa_tui.words import describe, local_time
+from tfa_tui.words import local_time
 
 if TYPE_CHECKING:
     from tfa_tui.app import TfaApp
@@ -118,7 +118,7 @@ class ActivityPanel(Vertical):
         try:
             activity = await self.tfa.api.admin_activity(days=30, utc_offset=local_utc_offset())
         except ApiError as exc:
-            self.chart.failed_to_load(f"Sign-in activity not loaded: {describe(exc)}")
+            self.chart.failed_to_load(exc)
             self.tfa.api_failed(exc)
             return
         finally:
