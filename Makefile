@@ -30,19 +30,23 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-# One worker per CPU; a test file stays on one worker (module fixtures, the schemathesis phases
-# that run in order, the snapshot scenes' fixed port).
+# Three workers on two CPUs: the pilot tests and the PostgreSQL tests spend much of their time
+# waiting (timers, another process), and a third worker fills it (11.5 min against 17 with
+# two). A test file stays on one worker (module fixtures, the schemathesis phases that run in
+# order, the snapshot scenes' fixed port).
 test: lint
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 # The activity and users-list timings at 10^6 history rows and 10^4, 10^5 accounts
-# (tests/scale/activity_scale.py), then the reliability tests with large counts and every
+# (tests/scale/activity_scale.py), sign-ins per second and /me latency of one instance on
+# SQLite beside two on PostgreSQL (tests/scale/instances_scale.py), then the reliability tests with large counts and every
 # test of a review finding (tests/findings.py);
 # rewrites docs/reliability.md from what they recorded and what pytest saw them do. The report
 # runs even when pytest fails, says which test failed or recorded nothing and which finding has
 # no passing test, and then fails the target.
 stress: $(STAMP)
 	$(BIN)/python -m tests.scale.activity_scale
+	$(BIN)/python -m tests.scale.instances_scale
 	rm -f .stress/figures.jsonl
 	TFA_STRESS=1 TFA_FIGURES=.stress/figures.jsonl $(BIN)/python -m pytest tests \
 		-m "reliability or finding" -p tests.reliability.observed -p no:cacheprovider; \

@@ -1,9 +1,14 @@
-"""Fixtures: the real server on 127.0.0.1, port 0, with a temporary database and a fake clock."""
+"""Fixtures: the real server on 127.0.0.1, port 0, with a temporary database and a fake clock.
+
+The `server` fixture runs each test on both backends: a SQLite file, and a fresh database on
+the suite's own PostgreSQL (tests/postgres.py). The client's tests (tests/tui) use SQLite only:
+what they test does not depend on where the server keeps its rows.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,15 @@ from tfa_server.app import Application, initialise, open_core
 from tfa_server.config import PasswordHashing, Settings, default_key_path
 from tfa_server.http.server import HttpLimits
 from tfa_server.openapi import document as openapi_document
+from tfa_server.storage.database import (
+    Connection,
+    PostgresConnection,
+    SqliteConnection,
+    connect_sqlite,
+    named_rows,
+)
 
+from . import postgres
 from .contract import Contract
 
 # 2026-11-28 12:00:00 UTC, on a 30 s step boundary, so tests know where in a step they are.
@@ -71,16 +84,109 @@ class RunningServer:
         )
 
 
-def make_settings(folder: Path, **overrides: Any) -> Settings:
-    db = folder / "tfa.db"
+def make_settings(folder: Path, db_url: str | None = None, **overrides: Any) -> Settings:
+    """A SQLite file in `folder`, or the PostgreSQL database at `db_url` (the key file stays
+    in `folder`: every instance of one installation reads the same key)."""
     overrides.setdefault("passwords", FAST_HASHING)
+    if db_url is not None:
+        return Settings(db_path=None, key_path=folder / "tfa.key", db_url=db_url, **overrides)
+    db = folder / "tfa.db"
     return Settings(db_path=db, key_path=default_key_path(db), **overrides)
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test that takes `backend` (directly or through `server`, `database_url`, ...)
+    runs on both, unless marked `sqlite_only`."""
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("backend", ["sqlite"] if only else BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str) -> Iterator[str | None]:
+    """None for SQLite (a file in the test's folder); a fresh PostgreSQL database's URL, its
+    schema in place (a server would make it; copied from a template, it costs less)."""
+    if backend == "sqlite":
+        yield None
+        return
+    with postgres.server().database(migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(backend: str) -> Iterator[str | None]:
+    """As `database_url`, without the schema: for tests of the migrations themselves."""
+    if backend == "sqlite":
+        yield None
+        return
+    with postgres.server().database() as url:
+        yield url
+
+
+# A test runs on both backends when it takes `backend`, through `server`, `database_url`
+# (for a server with settings of its own: start_server(..., db_url=database_url)),
+# `connection` or `open_connection`. One that takes them but is about SQLite itself (PRAGMAs,
+# its query planner, the file's bytes) says `@sqlite_only`, which narrows `backend` to
+# "sqlite", with the reason beside it. Tests of a SQLite file by nature (a killed writer, a
+# full disk: see their docstrings; the CLI's files, with tests/test_cli_postgres.py for
+# PostgreSQL) take none of them.
+sqlite_only = pytest.mark.sqlite_only
+
+
+@pytest.fixture
+def open_connection(
+    tmp_path: Path, empty_database_url: str | None
+) -> Iterator[Callable[[], Connection]]:
+    """Opens connections to one fresh, empty database of the test's backend (no schema yet),
+    as the server opens them; each connection is another client, as a second instance is.
+    All are closed afterwards."""
+    opened: list[SqliteConnection | PostgresConnection] = []
+
+    def _open() -> Connection:
+        connection: SqliteConnection | PostgresConnection
+        if empty_database_url is None:
+            connection = SqliteConnection(connect_sqlite(tmp_path / "storage.db"))
+        else:
+            import psycopg
+
+            connection = PostgresConnection(
+                psycopg.connect(
+                    empty_database_url,
+                    autocommit=True,
+                    cursor_factory=psycopg.RawCursor,
+                    row_factory=named_rows,
+                )
+            )
+        opened.append(connection)
+        return connection
+
+    yield _open
+    for connection in opened:
+        connection.raw.close()
+
+
+@pytest.fixture
+def connection(open_connection: Callable[[], Connection]) -> Connection:
+    """One connection to a fresh, empty database of the test's backend."""
+    return open_connection()
+
+
 async def start_server(
-    folder: Path, clock: FakeClock | None = None, limits: HttpLimits | None = None, **overrides: Any
+    folder: Path,
+    clock: FakeClock | None = None,
+    limits: HttpLimits | None = None,
+    db_url: str | None = None,
+    **overrides: Any,
 ) -> RunningServer:
-    settings = make_settings(folder, **overrides)
+    settings = make_settings(folder, db_url, **overrides)
     initialise(settings)
     clock = clock or FakeClock()
     app = Application(open_core(settings, clock), limits=limits)
@@ -90,8 +196,8 @@ async def start_server(
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    running = await start_server(tmp_path)
+async def server(tmp_path: Path, database_url: str | None) -> AsyncIterator[RunningServer]:
+    running = await start_server(tmp_path, db_url=database_url)
     yield running
     await running.app.stop()
 
@@ -173,6 +279,7 @@ async def gather(*calls: Awaitable[Any]) -> list[Any]:
 
 
 __all__ = [
+    "BACKENDS",
     "PASSWORD",
     "START",
     "FakeClock",
@@ -184,6 +291,7 @@ __all__ = [
     "login",
     "make_settings",
     "sign_in_with_totp",
+    "sqlite_only",
     "start_server",
     "totp_code",
     "user_with_2fa",

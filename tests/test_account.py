@@ -4,9 +4,7 @@ and sessions, against the real server."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import re
-import sqlite3
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 
 from tfa_server.config import SessionRules
 
+from . import stored
 from .conftest import (
     PASSWORD,
     START,
@@ -60,13 +59,14 @@ def wrong_code(secret: str, clock: FakeClock) -> str:
     return next(code for code in ("123456", "654321", "111111", "222222") if code not in valid)
 
 
-def query_db(server: RunningServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(server.settings.db_path)) as conn:
-        return conn.execute(sql, args).fetchall()
+async def query_db(server: RunningServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of a query ($1, $2, ... for `args`) through the server's own database handle."""
+    rows = await server.core.db.run(lambda conn: conn.execute(sql, args).fetchall())
+    return [tuple(row) for row in rows]
 
 
-def count_rows(server: RunningServer, sql: str) -> int:
-    return int(query_db(server, sql)[0][0])
+async def count_rows(server: RunningServer, sql: str) -> int:
+    return int((await query_db(server, sql))[0][0])
 
 
 async def me(client: httpx.AsyncClient, token: str) -> dict[str, Any]:
@@ -403,17 +403,12 @@ class TestSecretsAtRest:
         assert full.status_code == 200
         tokens = [first["token"], challenge["token"], full.json()["token"]]
 
-        db_path = server.settings.db_path
-        with contextlib.closing(sqlite3.connect(db_path)) as conn:
-            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
-            dump = "\n".join(conn.iterdump())
-        assert {"totp_secrets", "recovery_codes", "sessions", "users"} <= set(tables)
-        assert query_db(server, "SELECT COUNT(*) FROM totp_secrets") == [(1,)]
-        raw = b"".join(
-            path.read_bytes()
-            for path in (db_path, db_path.with_name(db_path.name + "-wal"))
-            if path.exists()
+        assert {"totp_secrets", "recovery_codes", "sessions", "users"} <= set(
+            await server.core.db.run(stored.tables)
         )
+        assert await query_db(server, "SELECT COUNT(*) FROM totp_secrets") == [(1,)]
+        dump, values = await server.core.db.run(stored.stored)
+        raw = values + stored.sqlite_file_bytes(server.settings)
         needles = [
             secret,
             PASSWORD,
@@ -434,7 +429,8 @@ class TestSecretsAtRest:
         assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
         key = key_path.read_bytes()
         assert len(key) == 32
-        assert key not in server.settings.db_path.read_bytes()
+        _, values = await server.core.db.run(stored.stored)
+        assert key not in values + stored.sqlite_file_bytes(server.settings)
 
 
 class TestDisableTotp:
@@ -469,8 +465,8 @@ class TestDisableTotp:
         body = await me(client, token)
         assert (body["totp_enabled"], body["totp_enabled_at"]) == (False, None)
         assert body["recovery_codes_left"] == 0
-        assert query_db(server, "SELECT COUNT(*) FROM recovery_codes") == [(0,)]
-        assert query_db(server, "SELECT COUNT(*) FROM totp_secrets") == [(0,)]
+        assert await query_db(server, "SELECT COUNT(*) FROM recovery_codes") == [(0,)]
+        assert await query_db(server, "SELECT COUNT(*) FROM totp_secrets") == [(0,)]
         assert (await history(client, token)).status_code == 200
         assert (await login(client, "alice"))["status"] == "authenticated"
 
@@ -749,7 +745,7 @@ class TestSetupNeedsThePasswordOnAnOldSession:
             "/api/v1/me/totp/setup", headers=bearer(token), json={"password": "not it at all"}
         )
         assert_error(wrong, 401, "invalid_credentials")
-        assert not query_db(server, "SELECT * FROM pending_totp_secrets")
+        assert not await query_db(server, "SELECT * FROM pending_totp_secrets")
         right = await client.post(
             "/api/v1/me/totp/setup", headers=bearer(token), json={"password": PASSWORD}
         )
@@ -784,8 +780,12 @@ class TestSetupNeedsThePasswordOnAnOldSession:
 
 @pytest.mark.finding("F07")
 class TestSessionCap:
-    async def test_the_oldest_session_ends_beyond_the_cap_and_says_so(self, tmp_path: Path) -> None:
-        running = await start_server(tmp_path, sessions=SessionRules(max_per_user=3))
+    async def test_the_oldest_session_ends_beyond_the_cap_and_says_so(
+        self, tmp_path: Path, database_url: str | None
+    ) -> None:
+        running = await start_server(
+            tmp_path, db_url=database_url, sessions=SessionRules(max_per_user=3)
+        )
         try:
             await running.add_user("alice")
             async with running.client() as client:
@@ -811,8 +811,12 @@ class TestSessionCap:
         finally:
             await running.app.stop()
 
-    async def test_open_challenges_are_capped_too(self, tmp_path: Path) -> None:
-        running = await start_server(tmp_path, sessions=SessionRules(max_per_user=2))
+    async def test_open_challenges_are_capped_too(
+        self, tmp_path: Path, database_url: str | None
+    ) -> None:
+        running = await start_server(
+            tmp_path, db_url=database_url, sessions=SessionRules(max_per_user=2)
+        )
         try:
             await running.add_user("alice")
             async with running.client() as client:
@@ -829,7 +833,7 @@ class TestSessionCap:
                 )
                 assert newest.status_code == 200, newest.text
                 assert (
-                    count_rows(
+                    await count_rows(
                         running,
                         "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL"
                         " AND kind = 'challenge'",

@@ -5,7 +5,6 @@ and 7 days; from the rollup that schema version 5 keeps beside the history."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,10 @@ import httpx
 import pytest
 
 from tfa_server.storage import history
-from tfa_server.storage.database import connect, transaction
+from tfa_server.storage.database import Connection, transaction
 from tfa_server.storage.history import HistoryEvent
-from tfa_server.storage.schema import LATEST, MIGRATIONS, _statements, migrate
+from tfa_server.storage.schema import LATEST, MIGRATIONS, migrate, version
+from tfa_server.storage.schema_postgres import MIGRATIONS as POSTGRES_MIGRATIONS
 from tfa_tui.api import TfaClient
 
 from .conftest import (
@@ -212,8 +212,8 @@ async def _record(
 ) -> None:
     """Refused attempts written by the server's own history functions at a chosen time."""
 
-    def _write(conn: sqlite3.Connection) -> None:
-        row = conn.execute("SELECT id FROM users WHERE username = ?", (name,)).fetchone()
+    def _write(conn: Connection) -> None:
+        row = conn.execute("SELECT id FROM users WHERE username = $1", (name,)).fetchone()
         entry = HistoryEvent(
             row[0] if row else None,
             name,
@@ -331,7 +331,7 @@ class TestLeaders:
         assert ("alice", 11, False) in _counts(after["last_24_hours"]["accounts"])
         left = await server.core.db.run(
             lambda conn: conn.execute(
-                "SELECT COUNT(*) FROM activity WHERE scope = ?", (alice_id,)
+                "SELECT COUNT(*) FROM activity WHERE scope = $1", (alice_id,)
             ).fetchone()[0]
         )
         assert left == 0
@@ -339,7 +339,9 @@ class TestLeaders:
         new_id = await server.core.db.run(
             lambda conn: conn.execute("SELECT id FROM users WHERE username = 'alice'").fetchone()[0]
         )
-        assert new_id == alice_id
+        # SQLite gives the freed id to the next account (the case that matters: her old rows
+        # would be the new alice's); a PostgreSQL identity never comes back.
+        assert (new_id == alice_id) == (server.settings.db_path is not None)
         fresh = await _get(client, ADMIN, admin, days=2, username="alice")
         assert _days(fresh) == [("2026-11-27", 0, 0), ("2026-11-28", 0, 0)]
         assert fresh["last_failure"] is None
@@ -441,38 +443,55 @@ RULES = [
 ]
 
 
-def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+def _insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     with transaction(conn):
         conn.executemany(
             "INSERT INTO login_history (user_id, username, at, event, success, reason, ip,"
-            " client, count) VALUES (?, ?, ?, ?, ?, ?, '10.0.0.1', 'test', ?)",
+            " client, count) VALUES ($1, $2, $3, $4, $5, $6, '10.0.0.1', 'test', $7)",
             rows,
         )
 
 
-def _rollup(conn: sqlite3.Connection) -> list[tuple[int, int, int, int]]:
+def _rollup(conn: Connection) -> list[tuple[int, int, int, int]]:
     return [tuple(row) for row in conn.execute("SELECT * FROM activity ORDER BY scope, bucket")]
 
 
-class TestRollup:
-    @pytest.mark.parametrize(("event", "success", "reason", "succeeded", "failed"), RULES)
-    def test_what_counts_as_a_sign_in_and_as_refused(
-        self,
-        tmp_path: Path,
-        event: str,
-        success: bool,
-        reason: str | None,
-        succeeded: int,
-        failed: int,
-    ) -> None:
-        conn = connect(tmp_path / "rules.db")
-        migrate(conn)
-        _insert(conn, [(None, "x", START, event, int(success), reason, 1)])
-        assert _rollup(conn) == (
-            [(0, int(START // 900), succeeded, failed)] if succeeded or failed else []
-        )
+def _at_version_4(conn: Connection) -> None:
+    """An empty database as version 4 left it, by this backend's own scripts."""
+    scripts = MIGRATIONS if conn.dialect.sqlite else POSTGRES_MIGRATIONS
+    with transaction(conn):
+        for script in scripts[:4]:
+            conn.script(script)
+        if conn.dialect.sqlite:
+            conn.execute("PRAGMA user_version = 4")
+        else:
+            version(conn)  # makes the version table
+            conn.execute("INSERT INTO tfa_schema (version) VALUES (4)")
 
-    def test_the_v5_migration_backfills_what_the_triggers_keep(self, tmp_path: Path) -> None:
+
+class TestRollup:
+    """The triggers of schema version 5 and its backfill, on both backends (schema.py and
+    schema_postgres.py write them apart: the same rules must come out)."""
+
+    def test_what_counts_as_a_sign_in_and_as_refused(self, connection: Connection) -> None:
+        """Each rule's row in a quarter hour of its own, so one database checks them all."""
+        migrate(connection)
+        rows = [
+            (None, "x", START + 900.0 * number, event, int(success), reason, 1)
+            for number, (event, success, reason, _, _) in enumerate(RULES)
+        ]
+        _insert(connection, rows)
+        buckets = {row[1]: (row[2], row[3]) for row in _rollup(connection)}
+        counted = {
+            rule[:3]: buckets.get(int(START // 900) + number, (0, 0))
+            for number, rule in enumerate(RULES)
+        }
+        assert counted == {rule[:3]: rule[3:] for rule in RULES}
+        assert len(buckets) == sum(1 for rule in RULES if rule[3] or rule[4])
+
+    def test_the_v5_migration_backfills_what_the_triggers_keep(
+        self, connection: Connection
+    ) -> None:
         """A version 4 database with history gets, on upgrade, the rollup that a version 5
         one holds after the same writes (per account and for everyone, counts summed)."""
         rows = [
@@ -486,41 +505,33 @@ class TestRollup:
                 ("password", True, "totp_required", 1),
             )
         ]
-        old = connect(tmp_path / "v4.db")
-        for number, script in enumerate(MIGRATIONS[:4]):
-            for statement in _statements(script):
-                old.execute(statement)
-            old.execute(f"PRAGMA user_version = {number + 1}")
+        _at_version_4(connection)
         for user_id in (1, 2):
-            old.execute(
-                "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, 'x', 0)",
+            connection.execute(
+                "INSERT INTO users (id, username, password_hash, created_at)"
+                " VALUES ($1, $2, 'x', 0)",
                 (user_id, f"u{user_id}"),
             )
-        _insert(old, rows)
-        assert migrate(old) == LATEST == 5
+        _insert(connection, rows)
+        assert migrate(connection) == LATEST
+        backfilled = _rollup(connection)
+        everyone = connection.execute(
+            "SELECT SUM(succeeded), SUM(failed) FROM activity WHERE scope = 0"
+        ).fetchone()
+        assert tuple(everyone) == (600, sum(offset % 4 + 1 for offset in range(200)) * 3 + 600)
 
-        new = connect(tmp_path / "v5.db")
-        migrate(new)
-        for user_id in (1, 2):
-            new.execute(
-                "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, 'x', 0)",
-                (user_id, f"u{user_id}"),
-            )
-        # The counted refusals as the server writes them: one row, its count raised.
-        _insert(new, [(*row[:6], 1) for row in rows])
-        new.execute(
-            "UPDATE login_history SET count = count + ((CAST((? - at) / 1000 AS INTEGER)) % 4)"
+        # The same history written again at version 5, as the server writes it: the counted
+        # refusals as one row each, its count raised afterwards; the triggers keep the sums.
+        connection.execute("DELETE FROM login_history")
+        connection.execute("DELETE FROM activity")
+        _insert(connection, [(*row[:6], 1) for row in rows])
+        connection.execute(
+            "UPDATE login_history SET count = count + ((CAST(($1 - at) / 1000 AS INTEGER)) % 4)"
             " WHERE reason = 'throttled'",
             (START,),
         )
-        assert _rollup(old) == _rollup(new)
-        scopes = {row[0] for row in _rollup(old)}
-        assert scopes == {0, 1, 2}
-        everyone = old.execute("SELECT SUM(succeeded), SUM(failed) FROM activity WHERE scope = 0")
-        assert tuple(everyone.fetchone()) == (
-            600,
-            sum(offset % 4 + 1 for offset in range(200)) * 3 + 600,
-        )
+        assert _rollup(connection) == backfilled
+        assert {row[0] for row in backfilled} == {0, 1, 2}
 
 
 class TestScaleScript:

@@ -43,10 +43,15 @@ from .conftest import (
     RunningServer,
     bearer,
     make_settings,
+    sqlite_only,
     totp_code,
     user_with_2fa,
 )
 from .system.harness import requires, throwaway_group, throwaway_user
+
+# The PAM module's side of the verify API; what the server does with its calls runs on both
+# backends in tests/test_verify.py.
+pytestmark = sqlite_only
 
 SERVICE = "sshd-test"  # the PAM service name pamh.service gives (the program's)
 TFA_SERVICE = "sshd-bastion"  # the relying service registered in tfa

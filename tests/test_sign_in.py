@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -85,9 +83,10 @@ def summary(items: list[dict[str, Any]]) -> list[tuple[str, bool, str | None, st
 
 @asynccontextmanager
 async def server_with(
-    folder: Path, **overrides: Any
+    folder: Path, database_url: str | None, **overrides: Any
 ) -> AsyncIterator[tuple[RunningServer, httpx.AsyncClient]]:
-    running = await start_server(folder, **overrides)
+    """A server with settings of its own, on SQLite or the PostgreSQL at `database_url`."""
+    running = await start_server(folder, db_url=database_url, **overrides)
     try:
         async with running.client() as client:
             yield running, client
@@ -376,10 +375,12 @@ class TestTotpStep:
         assert late.status_code == 401
         assert error(late) == "challenge_expired"
 
-    async def test_five_wrong_codes_end_the_challenge(self, tmp_path: Path) -> None:
+    async def test_five_wrong_codes_end_the_challenge(
+        self, tmp_path: Path, database_url: str | None
+    ) -> None:
         """The account limit is raised here so that only the per-challenge limit acts."""
         rules = ThrottleRules(account_free_failures=50)
-        async with server_with(tmp_path, throttle=rules) as (server, client):
+        async with server_with(tmp_path, database_url, throttle=rules) as (server, client):
             secret, codes, _ = await two_factor_user(server, client, "jack")
             token = await challenge(client, "jack")
             bad = wrong_code(secret, server.clock)
@@ -521,29 +522,31 @@ class TestRaces:
 
 @pytest.mark.finding("F02")
 async def test_a_hash_on_old_settings_is_replaced_at_the_next_right_password(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str | None
 ) -> None:
     """An account hashed with other Argon2 settings (older defaults, another command) costs
     what the current settings say once its owner signs in; a wrong password changes nothing."""
     old = PasswordHashing(memory_kib=2048, time_cost=1, parallelism=1)
     new = PasswordHashing(memory_kib=4096, time_cost=2, parallelism=1)
-    first = await start_server(tmp_path, passwords=old)
+    first = await start_server(tmp_path, db_url=database_url, passwords=old)
     await first.add_user("alice")
     await first.app.stop()
-    running = await start_server(tmp_path, passwords=new)
+    running = await start_server(tmp_path, db_url=database_url, passwords=new)
     try:
 
-        def stored() -> str:
-            with contextlib.closing(sqlite3.connect(running.settings.db_path)) as conn:
-                return str(conn.execute("SELECT password_hash FROM users").fetchone()[0])
+        async def stored() -> str:
+            row = await running.core.db.run(
+                lambda conn: conn.execute("SELECT password_hash FROM users").fetchone()
+            )
+            return str(row[0])
 
-        assert "m=2048,t=1,p=1" in stored()
+        assert "m=2048,t=1,p=1" in await stored()
         async with running.client() as client:
             wrong = await client.post(LOGIN, json={"username": "alice", "password": "wrong!!!!"})
             assert wrong.status_code == 401
-            assert "m=2048,t=1,p=1" in stored()
+            assert "m=2048,t=1,p=1" in await stored()
             assert (await login(client, "alice"))["status"] == "authenticated"
-            assert "m=4096,t=2,p=1" in stored()
+            assert "m=4096,t=2,p=1" in await stored()
             assert (await login(client, "alice"))["status"] == "authenticated"
     finally:
         await running.app.stop()

@@ -1,19 +1,17 @@
 """Single use is the database's guarantee, not the process's: several connections to one
-database (what a second server instance is) race on one TOTP step and one recovery code."""
+database (what a second server instance is) race on one TOTP step and one recovery code, on
+SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
 from tfa_server.storage import second_factor as rows
-from tfa_server.storage.database import connect, transaction
+from tfa_server.storage.database import Connection, transaction
 from tfa_server.storage.schema import migrate
 from tfa_server.storage.second_factor import CodeUse
 
@@ -23,32 +21,32 @@ USER = 1
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Path:
-    path = tmp_path / "race.db"
-    with contextlib.closing(connect(path)) as conn:
-        migrate(conn)
-        conn.execute(
-            "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, 'a', 'x', 0)",
-            (USER,),
-        )
-        conn.execute(
-            "INSERT INTO totp_secrets (user_id, secret, enabled_at, last_step)"
-            " VALUES (?, ?, 0, 100)",
-            (USER, b"sealed"),
-        )
-        rows.replace_recovery_codes(conn, USER, ["digest-1", "digest-2"], 0.0)
-    return path
+def database(open_connection: Callable[[], Connection]) -> Callable[[], Connection]:
+    """One account with TOTP at step 100 and two recovery codes; returns the way to open
+    further connections to it."""
+    conn = open_connection()
+    migrate(conn)
+    conn.execute(
+        "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, 'a', 'x', 0)",
+        (USER,),
+    )
+    conn.execute(
+        "INSERT INTO totp_secrets (user_id, secret, enabled_at, last_step) VALUES ($1, $2, 0, 100)",
+        (USER, b"sealed"),
+    )
+    rows.replace_recovery_codes(conn, USER, ["digest-1", "digest-2"], 0.0)
+    return open_connection
 
 
-def race(path: Path, work: Callable[[sqlite3.Connection], T]) -> list[T]:
+def race(open_connection: Callable[[], Connection], work: Callable[[Connection], T]) -> list[T]:
     """Every racer reads first (all see the same state), then all write at once, each on its
     own connection and in its own transaction."""
-    connections = [connect(path) for _ in range(RACERS)]
+    connections = [open_connection() for _ in range(RACERS)]
     barrier = threading.Barrier(RACERS)
     results: list[T] = []
     lock = threading.Lock()
 
-    def run(conn: sqlite3.Connection) -> None:
+    def run(conn: Connection) -> None:
         assert rows.active_secret(conn, USER) == (b"sealed", 100)
         barrier.wait()
         with transaction(conn):
@@ -61,28 +59,29 @@ def race(path: Path, work: Callable[[sqlite3.Connection], T]) -> list[T]:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    for conn in connections:
-        conn.close()
     assert len(results) == RACERS
     return results
 
 
 @pytest.mark.finding("F16")
-def test_one_totp_step_is_accepted_by_exactly_one_connection(database: Path) -> None:
+def test_one_totp_step_is_accepted_by_exactly_one_connection(
+    database: Callable[[], Connection],
+) -> None:
     results = race(database, lambda conn: rows.advance_step(conn, USER, 101))
     assert results.count(True) == 1
-    with contextlib.closing(connect(database)) as conn:
-        assert rows.active_secret(conn, USER) == (b"sealed", 101)
-        with transaction(conn):
-            assert not rows.advance_step(conn, USER, 101)  # the same step again
-            assert not rows.advance_step(conn, USER, 100)  # an older one
-            assert rows.advance_step(conn, USER, 102)
+    conn = database()
+    assert rows.active_secret(conn, USER) == (b"sealed", 101)
+    with transaction(conn):
+        assert not rows.advance_step(conn, USER, 101)  # the same step again
+        assert not rows.advance_step(conn, USER, 100)  # an older one
+        assert rows.advance_step(conn, USER, 102)
 
 
 @pytest.mark.finding("F16")
-def test_one_recovery_code_is_spent_by_exactly_one_connection(database: Path) -> None:
+def test_one_recovery_code_is_spent_by_exactly_one_connection(
+    database: Callable[[], Connection],
+) -> None:
     results = race(database, lambda conn: rows.use_recovery_code(conn, USER, "digest-1", 5.0))
     assert results.count(CodeUse.SPENT) == 1
     assert results.count(CodeUse.ALREADY_USED) == RACERS - 1
-    with contextlib.closing(connect(database)) as conn:
-        assert rows.recovery_codes_left(conn, USER) == 1
+    assert rows.recovery_codes_left(database(), USER) == 1

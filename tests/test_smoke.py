@@ -26,8 +26,8 @@ async def test_full_flow(server: RunningServer, client: httpx.AsyncClient) -> No
     assert server.contract.checked >= 5
 
 
-async def test_stopping_twice_is_harmless(tmp_path: Path) -> None:
-    running = await start_server(tmp_path)
+async def test_stopping_twice_is_harmless(tmp_path: Path, database_url: str | None) -> None:
+    running = await start_server(tmp_path, db_url=database_url)
     await running.app.stop()
     await running.app.stop()
     with pytest.raises(httpx.ConnectError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 
 from tfa_server.admin import Actor, Admin
 
+from . import stored
 from .conftest import (
     PASSWORD,
     RunningServer,
@@ -64,8 +64,7 @@ class TestServiceKeys:
         listed = (await client.get("/api/v1/admin/services", headers=root)).json()["items"]
         assert [item["name"] for item in listed] == ["sshd-bastion"]
         assert key not in str(listed)
-        with sqlite3.connect(server.settings.db_path) as conn:
-            dump = "\n".join(conn.iterdump())
+        dump, _ = await server.core.db.run(stored.stored)
         assert key not in dump
         assert key.removeprefix("tfasvc_") not in dump
         again = await client.post(
@@ -141,8 +140,12 @@ class TestServiceKeys:
 
 
 class TestStart:
-    async def test_what_to_do_next_for_each_kind_of_user(self, tmp_path: Path) -> None:
-        server = await start_server(tmp_path, public_url="https://tfa.example:8443")
+    async def test_what_to_do_next_for_each_kind_of_user(
+        self, tmp_path: Path, database_url: str | None
+    ) -> None:
+        server = await start_server(
+            tmp_path, db_url=database_url, public_url="https://tfa.example:8443"
+        )
         try:
             async with server.client() as client:
                 await user_with_2fa(server, client)

@@ -4,7 +4,6 @@ history, sessions."""
 from __future__ import annotations
 
 import hmac
-import sqlite3
 
 from tfa_protocol import types as wire
 from tfa_server import activity as sign_in_activity
@@ -24,7 +23,7 @@ from tfa_server.second_factor import Method, new_recovery_codes
 from tfa_server.storage import history, policy, users
 from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import sessions as session_rows
-from tfa_server.storage.database import transaction
+from tfa_server.storage.database import Connection, transaction
 from tfa_server.storage.sessions import Session
 from tfa_server.storage.users import User
 
@@ -34,7 +33,7 @@ FORCED_POLICY_WARNING = (
 )
 
 
-def _user(conn: sqlite3.Connection, user_id: int) -> User:
+def _user(conn: Connection, user_id: int) -> User:
     user = users.by_id(conn, user_id)
     if user is None:
         raise Unauthorized("This account no longer exists.")
@@ -52,7 +51,7 @@ class Account:
         )
 
     async def user_view(self, user_id: int, session_id: int) -> wire.Me:
-        def _view(conn: sqlite3.Connection) -> wire.Me:
+        def _view(conn: Connection) -> wire.Me:
             return views.me(conn, _user(conn, user_id), session_rows.by_id(conn, session_id))
 
         return await self.core.db.run(_view)
@@ -77,7 +76,7 @@ class Account:
             await self.sign_in.confirm_password(session.user_id, password, origin)
         secret = totp.new_secret(rules)
 
-        def _store(conn: sqlite3.Connection) -> User:
+        def _store(conn: Connection) -> User:
             with transaction(conn):
                 user = _user(conn, session.user_id)
                 if user.totp_enabled:
@@ -105,7 +104,7 @@ class Account:
         session, makes it a full one: all in one transaction."""
         core = self.core
 
-        def _confirm(conn: sqlite3.Connection) -> list[str]:
+        def _confirm(conn: Connection) -> list[str]:
             now = core.now()
             with transaction(conn):
                 user = _user(conn, session.user_id)
@@ -151,7 +150,7 @@ class Account:
         if not user.totp_enabled:
             raise Conflict("Two-factor authentication is not on.")
 
-        def _disable(conn: sqlite3.Connection, method: Method) -> bool:
+        def _disable(conn: Connection, method: Method) -> bool:
             now = core.now()
             # Read the policy again inside the transaction: it may have changed meanwhile.
             forced_now = policy.load(conn).force_2fa
@@ -181,7 +180,7 @@ class Account:
         if not user.totp_enabled:
             raise Conflict("Two-factor authentication is not on, so there are no recovery codes.")
 
-        def _regenerate(conn: sqlite3.Connection, method: Method) -> list[str]:
+        def _regenerate(conn: Connection, method: Method) -> list[str]:
             codes = new_recovery_codes(conn, core, user.id)
             history.record(
                 conn,
@@ -216,7 +215,7 @@ class Account:
             )
         new_hash = await core.passwords.hash(new)
 
-        def _change(conn: sqlite3.Connection, method: Method | None) -> SignedIn | None:
+        def _change(conn: Connection, method: Method | None) -> SignedIn | None:
             now = core.now()
             users.set_password(conn, user.id, new_hash, change_required=False)
             session_rows.revoke_others(conn, user.id, session.id, now)
@@ -273,7 +272,7 @@ class Account:
     async def revoke_session(self, session: Session, target_id: int, origin: Origin) -> None:
         core = self.core
 
-        def _revoke(conn: sqlite3.Connection) -> None:
+        def _revoke(conn: Connection) -> None:
             now = core.now()
             with transaction(conn):
                 target = session_rows.by_id(conn, target_id)

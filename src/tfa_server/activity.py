@@ -3,19 +3,19 @@ and for administrators the addresses and names refused most often lately."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from tfa_protocol import types as wire
 from tfa_server.clock import utc
 from tfa_server.storage import activity
+from tfa_server.storage.database import Connection, Row
 
 DAY = 86_400.0
 WEEK = 7 * DAY
 
 
 def days(
-    conn: sqlite3.Connection, scope: int, now: float, count: int, utc_offset: int
+    conn: Connection, scope: int, now: float, count: int, utc_offset: int
 ) -> list[wire.DayActivity]:
     span, first_local = activity.day_range(now, count, utc_offset)
     first = datetime.fromtimestamp(first_local, UTC).date()
@@ -25,7 +25,7 @@ def days(
     ]
 
 
-def last_failure(conn: sqlite3.Connection, user_id: int | None) -> wire.LastFailure | None:
+def last_failure(conn: Connection, user_id: int | None) -> wire.LastFailure | None:
     row = activity.last_failure(conn, user_id)
     if row is None:
         return None
@@ -34,7 +34,7 @@ def last_failure(conn: sqlite3.Connection, user_id: int | None) -> wire.LastFail
     )
 
 
-def _counts(rows: list[sqlite3.Row]) -> list[wire.FailureCount]:
+def _counts(rows: list[Row]) -> list[wire.FailureCount]:
     return [
         wire.FailureCount(
             name=row["name"],
@@ -46,14 +46,12 @@ def _counts(rows: list[sqlite3.Row]) -> list[wire.FailureCount]:
     ]
 
 
-def leaders(conn: sqlite3.Connection, since: float, user_id: int | None) -> wire.FailureLeaders:
+def leaders(conn: Connection, since: float, user_id: int | None) -> wire.FailureLeaders:
     addresses, accounts = activity.leaders(conn, since, user_id)
     return wire.FailureLeaders(addresses=_counts(addresses), accounts=_counts(accounts))
 
 
-def own(
-    conn: sqlite3.Connection, user_id: int, now: float, count: int, utc_offset: int
-) -> wire.Activity:
+def own(conn: Connection, user_id: int, now: float, count: int, utc_offset: int) -> wire.Activity:
     """One account's: what GET /me/activity answers."""
     return wire.Activity(
         days=days(conn, user_id, now, count, utc_offset),
@@ -62,7 +60,7 @@ def own(
 
 
 def overall(
-    conn: sqlite3.Connection, user_id: int | None, now: float, count: int, utc_offset: int
+    conn: Connection, user_id: int | None, now: float, count: int, utc_offset: int
 ) -> wire.AdminActivity:
     """Everyone's (or, with `user_id`, one account's, leaders included): GET /admin/activity."""
     scope = activity.EVERYONE if user_id is None else user_id

@@ -5,7 +5,6 @@ Shared by the HTTP API and the `tfa-server` CLI, so both are audited the same wa
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import services as service_rows
 from tfa_server.storage import sessions as session_rows
 from tfa_server.storage.audit import AuditEntry
-from tfa_server.storage.database import transaction
+from tfa_server.storage.database import Connection, transaction
 from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.users import User
 from tfa_server.throttle import ThrottleState
@@ -51,7 +50,7 @@ def valid_username(username: str, *, rule: str = USERNAME_RULE) -> str:
     return name
 
 
-def _target(conn: sqlite3.Connection, username: str) -> User:
+def _target(conn: Connection, username: str) -> User:
     user = users.by_name(conn, canonical_username(username))
     if user is None:
         raise NotFound(f"There is no user '{username[:64]}'.")
@@ -64,7 +63,7 @@ class Admin:
 
     def _audit(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         actor: Actor,
         action: str,
         target: str | None,
@@ -93,7 +92,7 @@ class Admin:
         if not 0 <= grace_period_days <= MAX_GRACE_DAYS:
             raise InvalidRequest(f"The grace period is 0 to {MAX_GRACE_DAYS} days.")
 
-        def _save(conn: sqlite3.Connection) -> policy.Policy:
+        def _save(conn: Connection) -> policy.Policy:
             with transaction(conn):
                 before = policy.load(conn)
                 after = policy.save(conn, force_2fa, grace_period_days, self.core.now())
@@ -142,7 +141,7 @@ class Admin:
         deleted account of the same name are not its own)."""
         now = self.core.now()
 
-        def _read(conn: sqlite3.Connection) -> wire.AdminActivity:
+        def _read(conn: Connection) -> wire.AdminActivity:
             user_id = _target(conn, username).id if username is not None else None
             return sign_in_activity.overall(conn, user_id, now, days, utc_offset)
 
@@ -157,7 +156,7 @@ class Admin:
             raise InvalidRequest(problem)
         password_hash = await self.core.passwords.hash(password)
 
-        def _create(conn: sqlite3.Connection) -> User:
+        def _create(conn: Connection) -> User:
             with transaction(conn):
                 user_id = users.create(conn, name, password_hash, is_admin, self.core.now())
                 if user_id is None:
@@ -170,11 +169,11 @@ class Admin:
         return self._view(await self.core.db.run(_create))
 
     def _on_user(
-        self, username: str, work: Callable[[sqlite3.Connection, User, float], None]
-    ) -> Callable[[sqlite3.Connection], User]:
+        self, username: str, work: Callable[[Connection, User, float], None]
+    ) -> Callable[[Connection], User]:
         """`work` on the named account in one transaction; the account as it is after."""
 
-        def _run(conn: sqlite3.Connection) -> User:
+        def _run(conn: Connection) -> User:
             with transaction(conn):
                 user = _target(conn, username)
                 work(conn, user, self.core.now())
@@ -186,7 +185,7 @@ class Admin:
 
     def _record(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         actor: Actor,
         user: User,
         event: str,
@@ -202,7 +201,7 @@ class Admin:
 
     def _keep_an_administrator(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         actor: Actor,
         user: User,
         doing: str,
@@ -225,7 +224,7 @@ class Admin:
         """Remove the user's 2FA and end their sessions, for a person who lost their phone; a
         user without 2FA is refused (409) and nothing changes."""
 
-        def _reset(conn: sqlite3.Connection, user: User, now: float) -> None:
+        def _reset(conn: Connection, user: User, now: float) -> None:
             if not factor_rows.remove(conn, user.id):
                 # Nothing to reset: a "reset" would still end every session and stand in
                 # the audit log as one. The transaction rolls back a pending setup too.
@@ -237,7 +236,7 @@ class Admin:
         return self._view(await self.core.db.run(self._on_user(username, _reset)))
 
     async def unlock(self, actor: Actor, username: str) -> wire.AdminUser:
-        def _unlock(conn: sqlite3.Connection, user: User, now: float) -> None:
+        def _unlock(conn: Connection, user: User, now: float) -> None:
             users.save_throttle(conn, user.id, ThrottleState())
             detail = {"failed_attempts": user.failed_attempts}
             self._audit(conn, actor, "user_unlocked", user.username, detail)
@@ -254,7 +253,7 @@ class Admin:
             raise InvalidRequest(problem)
         password_hash = await self.core.passwords.hash(password)
 
-        def _reset(conn: sqlite3.Connection, user: User, now: float) -> None:
+        def _reset(conn: Connection, user: User, now: float) -> None:
             users.set_password(conn, user.id, password_hash, change_required=temporary)
             ended = session_rows.revoke_all(conn, user.id, now)
             detail = {"temporary": temporary, "sessions_ended": ended}
@@ -268,7 +267,7 @@ class Admin:
     async def disable(self, actor: Actor, username: str) -> wire.AdminUser:
         """At once: every session and sign-in in progress ends, and no new one starts."""
 
-        def _disable(conn: sqlite3.Connection, user: User, now: float) -> None:
+        def _disable(conn: Connection, user: User, now: float) -> None:
             if user.disabled_at is not None:
                 raise Conflict(f"{user.username} is already disabled.")
             self._keep_an_administrator(conn, actor, user, "disable")
@@ -280,7 +279,7 @@ class Admin:
         return self._view(await self.core.db.run(self._on_user(username, _disable)))
 
     async def enable(self, actor: Actor, username: str) -> wire.AdminUser:
-        def _enable(conn: sqlite3.Connection, user: User, now: float) -> None:
+        def _enable(conn: Connection, user: User, now: float) -> None:
             if not users.set_disabled(conn, user.id, None):
                 raise Conflict(f"{user.username} is not disabled.")
             disabled_for = round(now - (user.disabled_at or now))
@@ -292,7 +291,7 @@ class Admin:
     async def set_admin(self, actor: Actor, username: str, is_admin: bool) -> wire.AdminUser:
         """Idempotent, as PUT is: asking for what already holds changes and records nothing."""
 
-        def _set(conn: sqlite3.Connection, user: User, now: float) -> None:
+        def _set(conn: Connection, user: User, now: float) -> None:
             if user.is_admin == is_admin:
                 return
             if not is_admin:
@@ -307,7 +306,7 @@ class Admin:
     async def may_delete(self, actor: Actor, username: str) -> None:
         """The delete's rules alone, for asking "are you sure?" only when it could happen."""
 
-        def _check(conn: sqlite3.Connection) -> None:
+        def _check(conn: Connection) -> None:
             self._keep_an_administrator(conn, actor, _target(conn, username), "delete")
 
         await self.core.db.run(_check)
@@ -316,7 +315,7 @@ class Admin:
         """The account, its secrets, codes and sessions go; its history stays for
         administrators under the old name, marked, and the name is free again."""
 
-        def _delete(conn: sqlite3.Connection, user: User, now: float) -> None:
+        def _delete(conn: Connection, user: User, now: float) -> None:
             self._keep_an_administrator(conn, actor, user, "delete")
             ended = session_rows.revoke_all(conn, user.id, now)
             detail = {
@@ -328,7 +327,7 @@ class Admin:
             history.mark_deleted(conn, user.id)
             users.delete(conn, user.id)
 
-        def _run(conn: sqlite3.Connection) -> None:
+        def _run(conn: Connection) -> None:
             with transaction(conn):
                 _delete(conn, _target(conn, username), self.core.now())
 
@@ -339,7 +338,7 @@ class Admin:
         service_name = valid_username(name, rule=SERVICE_NAME_RULE)
         key = new_service_key()
 
-        def _add(conn: sqlite3.Connection) -> ServiceRow:
+        def _add(conn: Connection) -> ServiceRow:
             with transaction(conn):
                 now = self.core.now()
                 created = service_rows.create(
@@ -364,7 +363,7 @@ class Admin:
     async def revoke_service(self, actor: Actor, name: str) -> None:
         """Immediate: the key's next request is refused."""
 
-        def _revoke(conn: sqlite3.Connection) -> None:
+        def _revoke(conn: Connection) -> None:
             with transaction(conn):
                 row = service_rows.by_name(conn, canonical_username(name))
                 if row is None or not service_rows.delete(conn, row.name):

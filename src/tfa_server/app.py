@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-import sqlite3
 import ssl
+import time
 from pathlib import Path
 
 from tfa_server.api import Api
@@ -18,13 +19,18 @@ from tfa_server.crypto import KeyFileError, ServerKeys, create_key_file, load_ke
 from tfa_server.http.forwarded import TrustedProxies
 from tfa_server.http.server import HttpLimits, HttpServer
 from tfa_server.passwords import Passwords
+from tfa_server.storage import schema, throttles
 from tfa_server.storage import sessions as session_rows
-from tfa_server.storage.database import Database
+from tfa_server.storage.database import Connection, SqliteDatabase, open_database, redacted
 
 log = logging.getLogger("tfa_server")
 
 PURGE_EVERY = 3600.0
 KEEP_ENDED_SESSIONS = 30 * 86_400.0
+# The throttle rows age out of their windows quickly; pruning them often keeps the tables a
+# few minutes of failures long however many addresses try. Every instance prunes; the
+# deletes are idempotent.
+PRUNE_THROTTLES_EVERY = 60.0
 
 
 class DatabaseMissing(Exception):
@@ -36,6 +42,8 @@ def initialise(settings: Settings) -> bool:
 
     A database without its key is refused: the stored 2FA secrets cannot be read without it.
     """
+    if settings.db_path is None:
+        return _initialise_server(settings)
     db_exists, key_exists = settings.db_path.exists(), settings.key_path.exists()
     if db_exists and not key_exists:
         raise KeyFileError(
@@ -45,24 +53,59 @@ def initialise(settings: Settings) -> bool:
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     if not key_exists:
         create_key_file(settings.key_path)
-    database = Database(settings.db_path)
+    database = SqliteDatabase(settings.db_path)
     database.open_sync()
     database.close()
     os.chmod(settings.db_path, 0o600)
     return not db_exists
 
 
-def require_database(path: Path) -> None:
-    if not path.exists():
+def _initialise_server(settings: Settings) -> bool:
+    """PostgreSQL: the database exists already (the operator made it); init gives it the
+    schema. A schema with accounts but no key file here is refused, as for a file."""
+    assert settings.db_url is not None
+    database = open_database(settings.db_url)
+    try:
+        database.open_sync(migrate=False)
+        before = database.run_sync(schema.version)
+        database.run_sync(schema.migrate)
+        populated = database.run_sync(_has_accounts)
+    finally:
+        database.close()
+    key_exists = settings.key_path.exists()
+    if populated and not key_exists:
+        raise KeyFileError(
+            f"database {redacted(settings.db_url)} holds accounts but the key file"
+            f" {settings.key_path} does not exist; copy the key file every instance uses"
+        )
+    if not key_exists:
+        settings.key_path.parent.mkdir(parents=True, exist_ok=True)
+        create_key_file(settings.key_path)
+    return before == 0 or not key_exists
+
+
+def _has_accounts(conn: Connection) -> bool:
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0] in (1, True)
+
+
+def require_database(path: Path | None) -> None:
+    """A SQLite file must exist already (`init` makes it); a PostgreSQL URL is checked when
+    connecting."""
+    if path is not None and not path.exists():
         raise DatabaseMissing(f"database {path} does not exist (run 'tfa-server init' first)")
 
 
 def open_core(settings: Settings, clock: Clock | None = None) -> Core:
     """Open an initialised database and its key; raises with a message a person can act on."""
-    require_database(settings.db_path)
+    if settings.db_path is not None:
+        require_database(settings.db_path)
     keys = ServerKeys(load_key_file(settings.key_path))
-    db = Database(settings.db_path)
-    db.open_sync()
+    db = open_database(settings.database)
+    try:
+        db.open_sync()
+    except BaseException:
+        db.close()
+        raise
     return Core(settings, db, keys, Passwords(settings.passwords), clock or SystemClock())
 
 
@@ -97,15 +140,24 @@ class Application:
         self._purger = asyncio.create_task(self._purge_forever())
 
     async def _purge_forever(self) -> None:
+        since_sessions = PURGE_EVERY
         while True:
+            sessions_too = since_sessions >= PURGE_EVERY
+            purge = functools.partial(self._purge, sessions_too=sessions_too)
             try:
-                await self.core.db.run(self._purge)
-            except Exception:
-                log.exception("purging old sessions failed")
-            await asyncio.sleep(PURGE_EVERY)
+                await self.core.db.run(purge)
+            except Exception as exc:
+                log.error("purging old sessions and throttle rows failed: %s", exc)
+            since_sessions = 0.0 if sessions_too else since_sessions + PRUNE_THROTTLES_EVERY
+            await asyncio.sleep(PRUNE_THROTTLES_EVERY)
 
-    def _purge(self, conn: sqlite3.Connection) -> None:
-        session_rows.purge_expired(conn, self.core.now(), KEEP_ENDED_SESSIONS)
+    def _purge(self, conn: Connection, sessions_too: bool) -> None:
+        now = self.core.now()
+        rules = self.core.settings.throttle
+        throttles.prune(conn, now, rules.ip_window, rules.failure_memory)
+        throttles.prune_leases(conn, time.time())
+        if sessions_too:
+            session_rows.purge_expired(conn, now, KEEP_ENDED_SESSIONS)
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish, then close hashing and storage.

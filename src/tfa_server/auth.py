@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,14 +21,14 @@ from tfa_server.errors import (
     Unauthorized,
 )
 from tfa_server.second_factor import Method, Verdict, check, method_of
-from tfa_server.storage import history, policy, users
+from tfa_server.storage import history, policy, throttles, users
 from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import sessions as session_rows
-from tfa_server.storage.database import storage_unavailable, transaction
+from tfa_server.storage.database import Connection, storage_unavailable, transaction
 from tfa_server.storage.history import HistoryEvent
 from tfa_server.storage.sessions import Session, SessionKind
 from tfa_server.storage.users import User
-from tfa_server.throttle import ThrottleState, after_failure
+from tfa_server.throttle import ThrottleState, address_retry_after, after_failure
 
 T = TypeVar("T")
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -103,55 +103,73 @@ class SignIn:
 
     async def refuse_if_throttled(
         self, user: User | None, name: str, origin: Origin, event: str, method: str
-    ) -> None:
-        """Refuse before evaluating anything; the refusal itself goes into the history."""
-        now = self.core.now()
-        state = user.throttle if user else self.core.names.get(name)
-        name_wait = state.retry_after(now)
-        waits = [
-            wait
-            for wait in (name_wait, self.core.addresses.retry_after(origin.ip, now))
-            if wait is not None
-        ]
-        if waits:
-            # A locked name keeps its own row (few names get locked: each needs failures the
-            # address limit allows); any other unknown name is counted under one shared name.
-            shown = name if user or name_wait is not None else history.UNKNOWN_NAMES
-            entry = history_event(user, shown, origin, event, False, method, "throttled")
-            bucket = self.core.settings.throttle.refusal_bucket
+    ) -> int:
+        """Refuse before evaluating anything (the refusal goes into the history), or count the
+        attempt against its address up front, so parallel guesses from one address cannot all
+        slip under its limit: both in one write transaction, so every instance sees the same.
+        Returns the counted failure's id, for `forgive` when the attempt proves no guess."""
+        core = self.core
+        now = core.now()
+        rules = core.settings.throttle
 
-            def _count(conn: sqlite3.Connection) -> None:
-                with transaction(conn):
-                    history.record_refusal(conn, entry, now, bucket)
+        def _gate(conn: Connection) -> tuple[float | None, int]:
+            with transaction(conn):
+                state = user.throttle if user else throttles.name_state(conn, name)
+                name_wait = state.retry_after(now)
+                recent = throttles.address_failures(conn, origin.ip, now - rules.ip_window)
+                waits = [
+                    wait
+                    for wait in (name_wait, address_retry_after(recent, now, rules))
+                    if wait is not None
+                ]
+                if not waits:
+                    return None, throttles.add_address_failure(conn, origin.ip, now)
+                # A locked name keeps its own row (few names get locked: each needs failures
+                # the address limit allows); any other unknown name is counted under one
+                # shared name.
+                shown = name if user or name_wait is not None else history.UNKNOWN_NAMES
+                entry = history_event(user, shown, origin, event, False, method, "throttled")
+                history.record_refusal(conn, entry, now, rules.refusal_bucket)
+                return max(waits), 0
 
-            await self.core.db.run(_count)
-            raise TooManyAttempts(max(waits))
+        wait, reserved = await core.db.run(_gate)
+        if wait is not None:
+            raise TooManyAttempts(wait)
+        return reserved
+
+    async def forgive(self, reserved: int) -> None:
+        """Withdraw the address failure counted up front: the attempt was no wrong guess."""
+        await self.core.db.run(lambda conn: throttles.forgive(conn, reserved))
+
+    async def _forgive_quietly(self, reserved: int) -> None:
+        """After storage failed (a 503: nothing checked, so no guess), if it can be done."""
+        with contextlib.suppress(Exception):
+            await self.forgive(reserved)
 
     async def count_failure(self, user: User | None, name: str, entry: HistoryEvent) -> None:
-        now = self.core.now()
-        if user is None:
-            self.core.names.fail(name, now)
-            await self._record(entry)
-            return
-        state = after_failure(user.throttle, now, self.core.settings.throttle)
+        core = self.core
+        now = core.now()
+        rules = core.settings.throttle
 
-        def _write(conn: sqlite3.Connection) -> None:
+        def _write(conn: Connection) -> None:
             with transaction(conn):
-                users.save_throttle(conn, user.id, state)
+                if user is None:
+                    state = after_failure(throttles.name_state(conn, name), now, rules)
+                    throttles.save_name_state(conn, name, state)
+                else:
+                    users.save_throttle(conn, user.id, after_failure(user.throttle, now, rules))
                 history.record(conn, entry, now)
 
-        await self.core.db.run(_write)
+        await core.db.run(_write)
 
     async def verify_password(
-        self, user: User | None, name: str, password: str, origin: Origin, event: str
+        self, user: User | None, name: str, password: str, origin: Origin, event: str, reserved: int
     ) -> bool:
-        """Verify with the address failure counted up front, so parallel guesses from one
-        address cannot all slip under its limit; a success withdraws it."""
-        attempt_at = self.core.now()
-        self.core.addresses.fail(origin.ip, attempt_at)
+        """Verify, with the address failure `reserved` by refuse_if_throttled; a success
+        withdraws it."""
         ok = await self.core.passwords.verify(user.password_hash if user else None, password)
         if ok:
-            self.core.addresses.forgive(origin.ip, attempt_at)
+            await self.forgive(reserved)
             assert user is not None
             await self._rehash_if_needed(user, password)
             return True
@@ -161,7 +179,7 @@ class SignIn:
             await self.count_failure(user, name, entry)
         except Exception as exc:
             if storage_unavailable(exc):  # a 503: nothing recorded, so no guess counted
-                self.core.addresses.forgive(origin.ip, attempt_at)
+                await self._forgive_quietly(reserved)
             raise
         return False
 
@@ -174,7 +192,7 @@ class SignIn:
             return
         new_hash = await passwords.hash(password)
 
-        def _store(conn: sqlite3.Connection) -> None:
+        def _store(conn: Connection) -> None:
             users.replace_password_hash(conn, user.id, user.password_hash, new_hash)
 
         await self.core.db.run(_store)
@@ -186,13 +204,13 @@ class SignIn:
             user = None
             if USERNAME.fullmatch(name):
                 user = await core.db.run(lambda conn: users.by_name(conn, name))
-            await self.refuse_if_throttled(user, name, origin, "password", "password")
-            if not await self.verify_password(user, name, password, origin, "password"):
+            reserved = await self.refuse_if_throttled(user, name, origin, "password", "password")
+            if not await self.verify_password(user, name, password, origin, "password", reserved):
                 raise InvalidCredentials(WRONG_PASSWORD)
             assert user is not None
             user_id = user.id
 
-            def _succeed(conn: sqlite3.Connection) -> SignedIn | None:
+            def _succeed(conn: Connection) -> SignedIn | None:
                 with transaction(conn):
                     fresh = users.by_id(conn, user_id)
                     assert fresh is not None
@@ -218,7 +236,7 @@ class SignIn:
                 raise AccountDisabled(DISABLED)
             return signed
 
-    def next_step(self, conn: sqlite3.Connection, user: User, origin: Origin) -> SignedIn:
+    def next_step(self, conn: Connection, user: User, origin: Origin) -> SignedIn:
         """After the right password (or a changed one): a new temporary password first, then
         the second factor, then 2FA set-up when the policy demands it. In the caller's
         transaction."""
@@ -257,24 +275,22 @@ class SignIn:
                     )
                 )
                 raise ChallengeExpired("This sign-in has expired. Enter your password again.")
-            await self.refuse_if_throttled(user, user.username, origin, "second_factor", method)
-            attempt_at = now
-            core.addresses.fail(origin.ip, attempt_at)
+            reserved = await self.refuse_if_throttled(
+                user, user.username, origin, "second_factor", method
+            )
             try:
                 outcome = await core.db.run(
-                    lambda conn: self._try_code(conn, user, challenge, code, method, origin)
+                    lambda conn: self._try_code(
+                        conn, user, challenge, code, method, origin, reserved
+                    )
                 )
             except BaseException:
                 # Storage failed (a 503): nothing was checked, so it is no failed guess.
-                core.addresses.forgive(origin.ip, attempt_at)
+                await self._forgive_quietly(reserved)
                 raise
             if isinstance(outcome, SignedIn):
-                core.addresses.forgive(origin.ip, attempt_at)
                 return outcome
             verdict, exhausted = outcome
-            if verdict is Verdict.REUSED:
-                # A reused code was right once: it is no guess, so it counts against no limit.
-                core.addresses.forgive(origin.ip, attempt_at)
             if exhausted:
                 raise ChallengeExpired(
                     "That code did not work, and it was the last try for this sign-in."
@@ -284,14 +300,17 @@ class SignIn:
 
     def _try_code(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         user: User,
         challenge: Session,
         code: str,
         method: Method,
         origin: Origin,
+        reserved: int,
     ) -> SignedIn | tuple[Verdict, bool]:
-        """One transaction: spend the code and issue the session, or count the failure."""
+        """One transaction: spend the code and issue the session, or count the failure. The
+        address failure counted up front goes unless the code was a wrong guess (a reused
+        code was right once: no guess either)."""
         core = self.core
         now = core.now()
         with transaction(conn):
@@ -306,6 +325,8 @@ class SignIn:
                 )
                 return Verdict.WRONG, True
             verdict = check(conn, core, user.id, code, method)
+            if verdict is not Verdict.WRONG:
+                throttles.forgive(conn, reserved)
             if verdict is Verdict.ACCEPTED:
                 session_rows.revoke(conn, challenge.id, now)
                 issued = sessions.issue(conn, core, user, "full", origin)
@@ -346,15 +367,24 @@ class SignIn:
         password: str,
         code: str,
         origin: Origin,
-        then: Callable[[sqlite3.Connection, Method], T],
+        then: Callable[[Connection, Method], T],
     ) -> T:
         """Password plus a current code before a 2FA change; `then` runs in the same
         transaction that spends the code, so the change and the spend land together."""
         core = self.core
         async with self._password_confirmed(user_id, password, origin) as user:
             method = method_of(code, core)
+            reserved = await self.refuse_if_throttled(
+                user, user.username, origin, "reauthentication", method
+            )
             verdict, result = await self.spend_code(
-                user, code, method, origin, "reauthentication", lambda conn: then(conn, method)
+                user,
+                code,
+                method,
+                origin,
+                "reauthentication",
+                lambda conn: then(conn, method),
+                reserved,
             )
             if verdict is Verdict.ACCEPTED:
                 return result  # type: ignore[return-value]
@@ -369,20 +399,21 @@ class SignIn:
         method: Method,
         origin: Origin,
         event: str,
-        then: Callable[[sqlite3.Connection], T],
+        then: Callable[[Connection], T],
+        reserved: int,
     ) -> tuple[Verdict, T | None]:
         """One code checked under the sign-in's rules, in one transaction: accepted, the
         account's failures clear and `then` runs (so what the code allows lands with its
         spend); refused, a wrong code counts and the refusal is in the history. The address
-        failure is counted up front and withdrawn unless the code was a wrong guess."""
+        failure `reserved` up front is withdrawn unless the code was a wrong guess."""
         core = self.core
-        attempt_at = core.now()
-        core.addresses.fail(origin.ip, attempt_at)
 
-        def _attempt(conn: sqlite3.Connection) -> tuple[Verdict, T | None]:
+        def _attempt(conn: Connection) -> tuple[Verdict, T | None]:
             now = core.now()
             with transaction(conn):
                 verdict = check(conn, core, user.id, code, method)
+                if verdict is not Verdict.WRONG:
+                    throttles.forgive(conn, reserved)
                 if verdict is Verdict.ACCEPTED:
                     users.save_throttle(conn, user.id, ThrottleState())
                     return verdict, then(conn)
@@ -394,13 +425,10 @@ class SignIn:
                 return verdict, None
 
         try:
-            verdict, result = await core.db.run(_attempt)
+            return await core.db.run(_attempt)
         except BaseException:
-            core.addresses.forgive(origin.ip, attempt_at)  # nothing checked: no guess
+            await self._forgive_quietly(reserved)  # nothing checked: no guess
             raise
-        if verdict is not Verdict.WRONG:
-            core.addresses.forgive(origin.ip, attempt_at)
-        return verdict, result
 
     @asynccontextmanager
     async def _password_confirmed(
@@ -415,11 +443,11 @@ class SignIn:
         async with core.account_locks.hold(user.username):
             user = await core.db.run(lambda conn: users.by_id(conn, user_id))
             assert user is not None
-            await self.refuse_if_throttled(
+            reserved = await self.refuse_if_throttled(
                 user, user.username, origin, "reauthentication", "password"
             )
             if not await self.verify_password(
-                user, user.username, password, origin, "reauthentication"
+                user, user.username, password, origin, "reauthentication", reserved
             ):
                 raise InvalidCredentials("That password is not right.")
             yield user
@@ -430,12 +458,12 @@ class SignIn:
             pass
 
     async def with_password(
-        self, user_id: int, password: str, origin: Origin, then: Callable[[sqlite3.Connection], T]
+        self, user_id: int, password: str, origin: Origin, then: Callable[[Connection], T]
     ) -> T:
         """The password, then `then` in one transaction under the account's lock."""
         async with self._password_confirmed(user_id, password, origin):
 
-            def _run(conn: sqlite3.Connection) -> T:
+            def _run(conn: Connection) -> T:
                 with transaction(conn):
                     return then(conn)
 
@@ -444,7 +472,7 @@ class SignIn:
     async def logout(self, session: Session, origin: Origin) -> None:
         core = self.core
 
-        def _logout(conn: sqlite3.Connection) -> None:
+        def _logout(conn: Connection) -> None:
             now = core.now()
             with transaction(conn):
                 if session_rows.revoke(conn, session.id, now):

@@ -45,6 +45,8 @@ from tfa_server.http.forwarded import HEADERS, Network, TrustedProxies, parse_ne
 from tfa_server.http.server import HttpLimits
 from tfa_server.pam import PAM_MODULE
 from tfa_server.passwords import password_problem
+from tfa_server.storage import schema, transfer
+from tfa_server.storage.database import DatabaseUnreachable, is_url, open_database, redacted
 from tfa_server.storage.schema import SchemaTooNew
 
 T = TypeVar("T")
@@ -127,12 +129,15 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         default=_env("DB", _default_db()),
-        help="database file (TFA_DB; default %(default)s)",
+        metavar="PATH_OR_URL",
+        help="a SQLite file, or a postgresql://user@host/name URL shared by several instances"
+        " (TFA_DB; default %(default)s)",
     )
     parser.add_argument(
         "--key-file",
         default=_env("KEY_FILE"),
-        help="server key file (TFA_KEY_FILE; default: the database path + '.key')",
+        help="server key file (TFA_KEY_FILE; default: the database path + '.key'; with a"
+        " PostgreSQL URL it must be given, the same file on every instance)",
     )
     p_rules = PasswordHashing()
     _number_options(
@@ -152,6 +157,21 @@ def build_parser() -> Parser:
 
     init = commands.add_parser("init", help="create the database and the key file")
     _storage_options(init)
+
+    migrate = commands.add_parser(
+        "migrate", help="bring the database's schema to this version (serve does it too)"
+    )
+    _storage_options(migrate)
+
+    copy = commands.add_parser(
+        "copy",
+        help="copy a whole installation into a new, empty database (SQLite <-> PostgreSQL)",
+        description="Copy accounts, 2FA secrets, recovery codes, sessions, services, policy,"
+        " history and audit log from one database into another that holds nothing yet. Stop"
+        " the servers first. The secrets stay sealed: keep using the same key file.",
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="PATH_OR_URL")
+    copy.add_argument("--to", dest="target", required=True, metavar="PATH_OR_URL")
 
     serve = commands.add_parser("serve", help="run the HTTP server")
     _storage_options(serve)
@@ -345,12 +365,34 @@ def build_parser() -> Parser:
     return parser
 
 
+def _database(text: str) -> Path | str:
+    """A postgresql:// URL as it is, or a SQLite file's path; any other URL is a mistake
+    (a path named 'mysql:' would be created silently otherwise)."""
+    if is_url(text):
+        return text
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise CliError(
+            f"unsupported database URL scheme {scheme!r}: give a SQLite file's path or a"
+            " postgresql:// URL"
+        )
+    return Path(text).expanduser()
+
+
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    db = Path(args.db).expanduser()
-    key = Path(args.key_file).expanduser() if args.key_file else default_key_path(db)
+    db = _database(args.db)
     hashing = PasswordHashing(
         args.argon2_memory_kib, args.argon2_time_cost, args.argon2_parallelism
     )
+    if isinstance(db, str):
+        if not args.key_file:
+            raise CliError(
+                "with a PostgreSQL database, give the key file (--key-file or TFA_KEY_FILE):"
+                " every instance must read the same one"
+            )
+        key = Path(args.key_file).expanduser()
+        return Settings(db_path=None, db_url=db, key_path=key, passwords=hashing, **overrides)
+    key = Path(args.key_file).expanduser() if args.key_file else default_key_path(db)
     return Settings(db_path=db, key_path=key, passwords=hashing, **overrides)
 
 
@@ -360,11 +402,76 @@ def _init(args: argparse.Namespace) -> int:
         created = initialise(settings)
     except OSError as exc:
         raise CliError(
-            f"cannot create {exc.filename or settings.db_path}: {exc.strerror}"
+            f"cannot create {exc.filename or settings.database_name}: {exc.strerror}"
         ) from None
     state = "initialised" if created else "already initialised"
-    print(f"{state}: database {settings.db_path}, key {settings.key_path}")
+    print(f"{state}: database {settings.database_name}, key {settings.key_path}")
     return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    require_database(settings.db_path)
+    database = open_database(settings.database)
+    try:
+        database.open_sync(migrate=False)
+        before = database.run_sync(schema.version)
+        after = database.run_sync(schema.migrate)
+    finally:
+        database.close()
+    name = settings.database_name
+    if before == after:
+        print(f"database {name} is at schema version {after}; nothing to do")
+    else:
+        print(f"database {name}: schema version {before} -> {after}")
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    source, target = _database(args.source), _database(args.target)
+    if source == target:
+        raise CliError("--from and --to name the same database")
+    if isinstance(source, Path):
+        require_database(source)
+    if isinstance(target, Path):
+        if target.exists() and target.stat().st_size > 0:
+            raise CliError(f"{target} exists; copy only into a new database")
+        target.parent.mkdir(parents=True, exist_ok=True)
+    databases = []
+    try:
+        for where in (source, target):
+            database = open_database(where)
+            databases.append(database)
+            database.open_sync(migrate=where is target)  # the source is only read
+        version = databases[0].run_sync(schema.version)
+        if version != schema.LATEST:
+            raise CliError(
+                f"{_shown(source)} is at schema version {version}, this is version"
+                f" {schema.LATEST}: run '{PROG} migrate --db ...' on it first"
+            )
+        if isinstance(target, Path):
+            os.chmod(target, 0o600)
+        before, after = transfer.copy(databases[0], databases[1], _shown(target))
+    except transfer.CopyRefused as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        for database in databases:
+            database.close()
+    differences = before.differences(after)
+    if differences:
+        raise CliError("the copy does not match: " + "; ".join(differences))
+    shown = ", ".join(f"{after.rows[table]} {table}" for table in transfer.TABLES)
+    print(f"copied {_shown(source)} to {_shown(target)}: {shown}")
+    print(
+        f"{PROG}: the 2FA secrets are still sealed with the source's key file: give the same"
+        " --key-file to every server that uses the copy",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _shown(database: Path | str) -> str:
+    return redacted(database) if isinstance(database, str) else str(database)
 
 
 def _run_admin(args: argparse.Namespace, work: Callable[[Admin, Actor], Awaitable[T]]) -> T:
@@ -746,6 +853,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         handlers: dict[str, Callable[[argparse.Namespace], int]] = {
             "init": _init,
+            "migrate": _migrate,
+            "copy": _copy,
             "serve": _serve_command,
             "demo": _demo,
             "user": _user,
@@ -754,7 +863,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pam": _pam,
         }
         return handlers[args.command](args)
-    except (CliError, DatabaseMissing, KeyFileError, SchemaTooNew) as exc:
+    except (CliError, DatabaseMissing, DatabaseUnreachable, KeyFileError, SchemaTooNew) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
     except ApiError as exc:

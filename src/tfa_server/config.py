@@ -61,8 +61,10 @@ class SessionRules:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    db_path: Path
+    # The SQLite file, or None with a postgresql:// URL in db_url instead.
+    db_path: Path | None
     key_path: Path
+    db_url: str | None = None
     issuer: str = "tfa"
     passwords: PasswordHashing = field(default_factory=PasswordHashing)
     totp: TotpRules = field(default_factory=TotpRules)
@@ -71,6 +73,21 @@ class Settings:
     recovery_code_count: int = 10
     # Where people reach this server, for the messages that tell them to set up 2FA.
     public_url: str = ""
+
+    @property
+    def database(self) -> str | Path:
+        """What to open: the URL when there is one, else the file."""
+        if self.db_url is not None:
+            return self.db_url
+        assert self.db_path is not None
+        return self.db_path
+
+    @property
+    def database_name(self) -> str:
+        """The database as messages name it: the file, or the URL without its password."""
+        from tfa_server.storage.database import redacted
+
+        return redacted(self.db_url) if self.db_url is not None else str(self.db_path)
 
 
 def default_key_path(db_path: Path) -> Path:

@@ -1,8 +1,12 @@
-"""What every service needs: settings, storage, keys, hashing, the clock and throttles."""
+"""What every service needs: settings, storage, keys, hashing, the clock and account locks."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -10,9 +14,10 @@ from dataclasses import dataclass, field
 from tfa_server.clock import Clock
 from tfa_server.config import Settings
 from tfa_server.crypto import ServerKeys
+from tfa_server.errors import ServiceUnavailable
 from tfa_server.passwords import Passwords
-from tfa_server.storage.database import Database
-from tfa_server.throttle import AddressThrottle, NameThrottle
+from tfa_server.storage import throttles
+from tfa_server.storage.database import Connection, Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +32,21 @@ class Origin:
 
 
 class AccountLocks:
-    """One asyncio lock per account name.
+    """One request at a time per account name, across every instance sharing the database.
 
     Checking the throttle, verifying and recording the result happen under it, so parallel
-    guesses against one account are evaluated one at a time and cannot overrun the limit.
+    guesses against one account are evaluated one at a time and cannot overrun the limit,
+    wherever they arrive. The lock is a lease row in the database (taken by one atomic upsert,
+    given back when done, taken over only once it ran out because its holder died): a password
+    is hashed under it, which must not hold a transaction open. Within one process an asyncio
+    lock queues the requests first, so only one of them asks the database at a time; the
+    process's own lease can be taken again (one that a failed release left behind).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        # This process, in words an operator reading account_leases recognises; not a secret.
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
 
@@ -43,12 +56,47 @@ class AccountLocks:
         self._users[name] = self._users.get(name, 0) + 1
         try:
             async with lock:
-                yield
+                await self._acquire(name)
+                try:
+                    yield
+                finally:
+                    await self._db.run(
+                        lambda conn: throttles.release_lease(conn, name, self._holder)
+                    )
         finally:
             self._users[name] -= 1
             if self._users[name] == 0:
                 del self._users[name]
                 del self._locks[name]
+
+    async def _acquire(self, name: str) -> None:
+        """Poll with a growing pause: another instance holds it for one hash at most."""
+        pause = LEASE_FIRST_PAUSE
+        deadline = time.monotonic() + LEASE_WAIT
+        while True:
+            now = time.time()  # leases outlive no process: wall time, not the policy clock
+
+            def _take(conn: Connection, now: float = now) -> bool:
+                return throttles.acquire_lease(conn, name, self._holder, now, now + LEASE_SECONDS)
+
+            if await self._db.run(_take):
+                return
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    "Another request for this account is taking too long. Try again shortly.",
+                    headers=[("Retry-After", "5")],
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LEASE_LAST_PAUSE)
+
+
+# A lease outlives its holder (a process killed while holding it) by this much at most; a
+# request holds it for one password hash and a few writes. A waiter waits longer than that,
+# so an account a dead instance held is free again within LEASE_SECONDS.
+LEASE_SECONDS = 10.0
+LEASE_WAIT = LEASE_SECONDS + 5.0
+LEASE_FIRST_PAUSE = 0.002
+LEASE_LAST_PAUSE = 0.05
 
 
 @dataclass(slots=True)
@@ -58,13 +106,10 @@ class Core:
     keys: ServerKeys
     passwords: Passwords
     clock: Clock
-    names: NameThrottle = field(init=False)
-    addresses: AddressThrottle = field(init=False)
-    account_locks: AccountLocks = field(default_factory=AccountLocks)
+    account_locks: AccountLocks = field(init=False)
 
     def __post_init__(self) -> None:
-        self.names = NameThrottle(self.settings.throttle)
-        self.addresses = AddressThrottle(self.settings.throttle)
+        self.account_locks = AccountLocks(self.db)
 
     def now(self) -> float:
         return self.clock.now()

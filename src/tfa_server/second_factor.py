@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from enum import Enum
 from typing import Literal
 
 from tfa_server import recovery, totp
 from tfa_server.core import Core
 from tfa_server.storage import second_factor as rows
+from tfa_server.storage.database import Connection
 from tfa_server.storage.second_factor import CodeUse
 
 Method = Literal["totp", "recovery_code"]
@@ -20,7 +20,7 @@ class Verdict(Enum):
     REUSED = "code_reused"
 
 
-def check_totp(conn: sqlite3.Connection, core: Core, user_id: int, code: str) -> Verdict:
+def check_totp(conn: Connection, core: Core, user_id: int, code: str) -> Verdict:
     """Accept a code once: its step must be newer than the last accepted (RFC 6238 5.2)."""
     found = rows.active_secret(conn, user_id)
     if found is None:
@@ -35,7 +35,7 @@ def check_totp(conn: sqlite3.Connection, core: Core, user_id: int, code: str) ->
     return Verdict.ACCEPTED
 
 
-def check_recovery_code(conn: sqlite3.Connection, core: Core, user_id: int, code: str) -> Verdict:
+def check_recovery_code(conn: Connection, core: Core, user_id: int, code: str) -> Verdict:
     normalized = recovery.normalize(code)
     if normalized is None:
         return Verdict.WRONG
@@ -48,7 +48,7 @@ def check_recovery_code(conn: sqlite3.Connection, core: Core, user_id: int, code
     }[use]
 
 
-def check(conn: sqlite3.Connection, core: Core, user_id: int, code: str, method: Method) -> Verdict:
+def check(conn: Connection, core: Core, user_id: int, code: str, method: Method) -> Verdict:
     if method == "totp":
         return check_totp(conn, core, user_id, code)
     return check_recovery_code(conn, core, user_id, code)
@@ -59,7 +59,7 @@ def method_of(code: str, core: Core) -> Method:
     return "totp" if totp.normalize_code(code, core.settings.totp) is not None else "recovery_code"
 
 
-def new_recovery_codes(conn: sqlite3.Connection, core: Core, user_id: int) -> list[str]:
+def new_recovery_codes(conn: Connection, core: Core, user_id: int) -> list[str]:
     """Replace the user's set: the old codes stop working in the same transaction."""
     codes = recovery.generate(core.settings.recovery_code_count)
     digests = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, replace
 
 from tfa_server.core import Core, Origin
@@ -11,7 +10,7 @@ from tfa_server.errors import EnrollmentRequired, PasswordChangeRequired, Unauth
 from tfa_server.storage import history, policy, users
 from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import sessions as rows
-from tfa_server.storage.database import transaction
+from tfa_server.storage.database import Connection, transaction
 from tfa_server.storage.sessions import PreviousLogin, Session, SessionKind
 from tfa_server.storage.users import User
 
@@ -24,7 +23,7 @@ class IssuedToken:
 
 
 def issue(
-    conn: sqlite3.Connection, core: Core, user: User, kind: SessionKind, origin: Origin
+    conn: Connection, core: Core, user: User, kind: SessionKind, origin: Origin
 ) -> IssuedToken:
     """Create a session inside the caller's transaction.
 
@@ -63,7 +62,7 @@ def issue(
 
 
 def _enforce_cap(
-    conn: sqlite3.Connection, core: Core, user: User, *, challenges: bool, origin: Origin
+    conn: Connection, core: Core, user: User, *, challenges: bool, origin: Origin
 ) -> None:
     """At most `max_per_user` sessions (and as many open challenges): the oldest ends, and a
     person's ended session is in their history, so nobody wonders where it went."""
@@ -116,7 +115,7 @@ async def resolve(
     now = core.now()
     rules = core.settings.sessions
 
-    def _load(conn: sqlite3.Connection) -> Session | None:
+    def _load(conn: Connection) -> Session | None:
         session = rows.by_digest(conn, digest)
         if session is None or session.kind == "challenge":
             return None
@@ -142,13 +141,13 @@ async def resolve(
     )
 
 
-def _must_enroll(conn: sqlite3.Connection, user_id: int, now: float) -> bool:
+def _must_enroll(conn: Connection, user_id: int, now: float) -> bool:
     """Forced 2FA, the grace period over, and this user still without it."""
     deadline = policy.load(conn).enrollment_deadline()
     return deadline is not None and deadline <= now and not factor_rows.is_enabled(conn, user_id)
 
 
-def _restrict(conn: sqlite3.Connection, session: Session, now: float, origin: Origin) -> Session:
+def _restrict(conn: Connection, session: Session, now: float, origin: Origin) -> Session:
     """A full session that outlived the grace period becomes an enrollment session, as if it
     had signed in now: administrators included, nothing but setting up 2FA until it is on."""
     with transaction(conn):

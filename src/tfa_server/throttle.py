@@ -1,8 +1,10 @@
-"""Throttling arithmetic: per account, per unknown name and per client address."""
+"""Throttling arithmetic: per account, per unknown name and per client address.
+
+The state itself lives in the database (storage/users.py, storage/throttles.py), so every
+instance sharing it counts the same failures."""
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from tfa_server.config import ThrottleRules
@@ -40,68 +42,10 @@ def after_failure(state: ThrottleState, now: float, rules: ThrottleRules) -> Thr
     return ThrottleState(failures, now + lock, now)
 
 
-class NameThrottle:
-    """Throttle state for names that match no account.
-
-    Without it an unknown name would never lock while a real one does after five tries,
-    which would tell an attacker which accounts exist. Bounded, oldest forgotten first.
-    """
-
-    def __init__(self, rules: ThrottleRules, capacity: int = 10_000) -> None:
-        self._rules = rules
-        self._capacity = capacity
-        self._states: OrderedDict[str, ThrottleState] = OrderedDict()
-
-    def get(self, name: str) -> ThrottleState:
-        return self._states.get(name, ThrottleState())
-
-    def fail(self, name: str, now: float) -> ThrottleState:
-        state = after_failure(self.get(name), now, self._rules)
-        self._states[name] = state
-        self._states.move_to_end(name)
-        while len(self._states) > self._capacity:
-            self._states.popitem(last=False)
-        return state
-
-
-class AddressThrottle:
-    """At most N failed attempts per client address within a sliding window."""
-
-    def __init__(self, rules: ThrottleRules, capacity: int = 100_000) -> None:
-        self._rules = rules
-        self._capacity = capacity
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def _recent(self, address: str, now: float) -> deque[float] | None:
-        times = self._failures.get(address)
-        if times is None:
-            return None
-        horizon = now - self._rules.ip_window
-        while times and times[0] <= horizon:
-            times.popleft()
-        if not times:
-            del self._failures[address]
-            return None
-        return times
-
-    def retry_after(self, address: str, now: float) -> float | None:
-        times = self._recent(address, now)
-        if times is None or len(times) < self._rules.ip_max_failures:
-            return None
-        # Free again when enough old failures leave the window to drop below the limit.
-        return times[len(times) - self._rules.ip_max_failures] + self._rules.ip_window - now
-
-    def forgive(self, address: str, at: float) -> None:
-        """Withdraw a failure counted up front for an attempt that then succeeded."""
-        times = self._failures.get(address)
-        if times is not None and at in times:
-            times.remove(at)
-
-    def fail(self, address: str, now: float) -> None:
-        times = self._recent(address, now)
-        if times is None:
-            times = self._failures[address] = deque()
-        times.append(now)
-        self._failures.move_to_end(address)
-        while len(self._failures) > self._capacity:
-            self._failures.popitem(last=False)
+def address_retry_after(failures: list[float], now: float, rules: ThrottleRules) -> float | None:
+    """At most N failed attempts per client address within a sliding window: the wait until
+    enough of `failures` (the window's, oldest first) leave it to drop below the limit."""
+    recent = [at for at in failures if at > now - rules.ip_window]
+    if len(recent) < rules.ip_max_failures:
+        return None
+    return recent[len(recent) - rules.ip_max_failures] + rules.ip_window - now

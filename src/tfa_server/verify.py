@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import sqlite3
 from ipaddress import ip_address
 
 from tfa_protocol import types as wire
@@ -38,6 +37,7 @@ from tfa_server.second_factor import Verdict, method_of
 from tfa_server.storage import history, policy, users
 from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import services as service_rows
+from tfa_server.storage.database import Connection
 from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.users import User
 
@@ -67,7 +67,7 @@ async def resolve_service(core: Core, authorization: str | None, peer: str) -> S
     digest = token_digest(_service_key(authorization))
     now = core.now()
 
-    def _load(conn: sqlite3.Connection) -> ServiceRow | None:
+    def _load(conn: Connection) -> ServiceRow | None:
         row = service_rows.by_digest(conn, digest)
         stale = row is not None and (
             row.last_used_at is None
@@ -171,11 +171,11 @@ class Verify:
                 await self._record(user, origin, "verify", False, reason="account_disabled")
                 raise AccountDisabled(DISABLED)
             if password is not None:
-                await self.sign_in.refuse_if_throttled(
+                reserved = await self.sign_in.refuse_if_throttled(
                     user, user.username, origin, "verify", "password"
                 )
                 if not await self.sign_in.verify_password(
-                    user, user.username, password, origin, "verify"
+                    user, user.username, password, origin, "verify", reserved
                 ):
                     raise InvalidCredentials("Wrong username or password.")
                 if user.password_change_required:
@@ -190,15 +190,17 @@ class Verify:
             if not user.totp_enabled:
                 await self._refuse_without_2fa(user, origin)
             method = method_of(code, core)
-            await self.sign_in.refuse_if_throttled(user, user.username, origin, "verify", method)
+            reserved = await self.sign_in.refuse_if_throttled(
+                user, user.username, origin, "verify", method
+            )
 
-            def _allowed(conn: sqlite3.Connection) -> int:
+            def _allowed(conn: Connection) -> int:
                 entry = history_event(user, "", origin, "verify", True, method)
                 history.record(conn, entry, core.now())
                 return factor_rows.recovery_codes_left(conn, user.id)
 
             verdict, left = await self.sign_in.spend_code(
-                user, code, method, origin, "verify", _allowed
+                user, code, method, origin, "verify", _allowed, reserved
             )
         if verdict is Verdict.ACCEPTED:
             assert left is not None

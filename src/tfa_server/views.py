@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -12,6 +11,7 @@ from tfa_server.clock import maybe_utc, utc
 from tfa_server.config import ThrottleRules
 from tfa_server.storage import history, policy
 from tfa_server.storage import second_factor as factor_rows
+from tfa_server.storage.database import Connection, Row
 from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.sessions import Session
 from tfa_server.storage.users import User
@@ -32,7 +32,7 @@ def policy_view(current: policy.Policy) -> wire.Policy:
     )
 
 
-def me(conn: sqlite3.Connection, user: User, session: Session | None) -> wire.Me:
+def me(conn: Connection, user: User, session: Session | None) -> wire.Me:
     """GET /me. `last_login` is the sign-in before this session, as a person expects."""
     current = policy.load(conn)
     if session is not None and session.kind != "challenge":
@@ -60,7 +60,7 @@ def me(conn: sqlite3.Connection, user: User, session: Session | None) -> wire.Me
     )
 
 
-def _event(row: sqlite3.Row) -> dict[str, Any]:
+def _event(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "at": utc(row["at"]),
@@ -76,11 +76,11 @@ def _event(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def history_item(row: sqlite3.Row) -> wire.HistoryItem:
+def history_item(row: Row) -> wire.HistoryItem:
     return wire.HistoryItem(**_event(row))
 
 
-def admin_history_item(row: sqlite3.Row) -> wire.AdminHistoryItem:
+def admin_history_item(row: Row) -> wire.AdminHistoryItem:
     return wire.AdminHistoryItem(
         **_event(row),
         username=row["username"],
@@ -119,7 +119,7 @@ def admin_user(user: User, now: float, rules: ThrottleRules) -> wire.AdminUser:
     )
 
 
-def audit_item(row: sqlite3.Row) -> wire.AuditItem:
+def audit_item(row: Row) -> wire.AuditItem:
     return wire.AuditItem(
         id=row["id"],
         at=utc(row["at"]),
@@ -144,7 +144,7 @@ def service(row: ServiceRow) -> wire.Service:
 
 
 def page(
-    rows: Sequence[sqlite3.Row], limit: int, shape: Callable[[sqlite3.Row], Item]
+    rows: Sequence[Row], limit: int, shape: Callable[[Row], Item]
 ) -> tuple[list[Item], int | None]:
     """Rows were fetched with LIMIT limit+1: the extra row only says whether more exist."""
     items = [shape(row) for row in rows[:limit]]

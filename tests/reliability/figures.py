@@ -25,6 +25,11 @@ def scaled(bounded: int, stress: int) -> int:
     return stress if STRESS else bounded
 
 
+def on_backend(database_url: str | None) -> str:
+    """Words for a row measured on PostgreSQL; a SQLite row (the default) says nothing."""
+    return "" if database_url is None else ", on PostgreSQL"
+
+
 def append(line: dict[str, Any]) -> None:
     """One JSON line to TFA_FIGURES; nothing when it is not set (`make test`)."""
     target = os.environ.get("TFA_FIGURES")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sqlite3
 import ssl
 import statistics
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 
 from tfa_server.config import PasswordHashing, ThrottleRules
+from tfa_server.storage.database import Connection, Row
 
 from ..conftest import (
     PASSWORD,
@@ -37,7 +37,7 @@ from ..conftest import (
     start_server,
     totp_code,
 )
-from .figures import Figures, scaled
+from .figures import Figures, on_backend, scaled
 
 GROUP = "Brute force"
 RULES = ThrottleRules()
@@ -93,9 +93,10 @@ class Attacker:
 
 @asynccontextmanager
 async def attacked(
-    folder: Path, **overrides: Any
+    folder: Path, database_url: str | None = None, **overrides: Any
 ) -> AsyncIterator[tuple[RunningServer, list[Attacker]]]:
-    server = await start_server(folder, **overrides)
+    """The server on SQLite, or on the PostgreSQL database at `database_url`."""
+    server = await start_server(folder, db_url=database_url, **overrides)
     try:
         async with AsyncExitStack() as stack:
             attackers = []
@@ -108,7 +109,7 @@ async def attacked(
         await server.app.stop()
 
 
-async def query(server: RunningServer, sql: str, *params: Any) -> list[sqlite3.Row]:
+async def query(server: RunningServer, sql: str, *params: Any) -> list[Row]:
     return await server.core.db.run(  # type: ignore[no-any-return]
         lambda conn: conn.execute(sql, params).fetchall()
     )
@@ -129,13 +130,14 @@ def assert_retry_after(responses: Sequence[httpx.Response], longest: float) -> l
 
 
 async def history_by(
-    server: RunningServer, event: str, where: str = "1", *params: Any
-) -> list[sqlite3.Row]:
-    sql = "SELECT at, ip, reason, success, username, count FROM login_history WHERE event = ? AND "
+    server: RunningServer, event: str, where: str = "TRUE", *params: Any
+) -> list[Row]:
+    """History rows of one event; `where` numbers its parameters from $2."""
+    sql = "SELECT at, ip, reason, success, username, count FROM login_history WHERE event = $1 AND "
     return await query(server, sql + where + " ORDER BY id", event, *params)
 
 
-def weighted(rows: Sequence[sqlite3.Row], column: str) -> Counter[str]:
+def weighted(rows: Sequence[Row], column: str) -> Counter[str]:
     """Attempts by a column's value: a row of refusals while throttled stands for `count`."""
     counted: Counter[str] = Counter()
     for row in rows:
@@ -143,7 +145,7 @@ def weighted(rows: Sequence[sqlite3.Row], column: str) -> Counter[str]:
     return counted
 
 
-def assert_refusals_counted(rows: Sequence[sqlite3.Row], minutes: int) -> int:
+def assert_refusals_counted(rows: Sequence[Row], minutes: int) -> int:
     """Refusals while throttled take one row per address, name and minute, never more."""
     refused = [row for row in rows if row["reason"] == "throttled"]
     keys = Counter((row["ip"], row["username"], int(row["at"] // 60)) for row in refused)
@@ -155,12 +157,14 @@ def assert_refusals_counted(rows: Sequence[sqlite3.Row], minutes: int) -> int:
 # One account, wrong passwords
 
 
-async def test_wrong_passwords_against_one_account(tmp_path: Path, figures: Figures) -> None:
+async def test_wrong_passwords_against_one_account(
+    tmp_path: Path, database_url: str | None, figures: Figures
+) -> None:
     ticks = scaled(20, 100)
     per_tick = scaled(2, 5)  # per address per tick
     step = 60.0
     total = ticks * len(ADDRESSES) * per_tick
-    async with attacked(tmp_path) as (server, attackers):
+    async with attacked(tmp_path, database_url) as (server, attackers):
         await server.add_user("alice")
         start = server.clock.now()
         tick_times = []
@@ -207,7 +211,7 @@ async def test_wrong_passwords_against_one_account(tmp_path: Path, figures: Figu
         GROUP,
         f"{total:,} wrong passwords against one account from {len(ADDRESSES)} addresses"
         f" (127.0.0.2-21), {per_tick * len(ADDRESSES)} every {step:g} s of clock"
-        f" over {hours:.1f} h",
+        f" over {hours:.1f} h" + on_backend(database_url),
         total,
         f"{len(evaluated)} evaluated (the history's bad_password rows; the rules allow exactly"
         f" that many in this time: 5, then one per lock of 30 s doubling to 15 min);"
@@ -228,14 +232,16 @@ def wrong_code(secret: str, clock: FakeClock) -> str:
     return code
 
 
-async def test_wrong_codes_against_one_account(tmp_path: Path, figures: Figures) -> None:
+async def test_wrong_codes_against_one_account(
+    tmp_path: Path, database_url: str | None, figures: Figures
+) -> None:
     """The attacker knows the password and guesses codes: each address holds a challenge and
     signs in again whenever it ends (five codes, or five minutes)."""
     ticks = scaled(20, 100)
     per_tick = scaled(2, 5)  # codes per address per tick; at least 2, see the model
     step = 60.0
     total = ticks * len(ADDRESSES) * per_tick
-    async with attacked(tmp_path) as (server, attackers):
+    async with attacked(tmp_path, database_url) as (server, attackers):
         clock = server.clock
         await server.add_user("bob")
         owner = attackers[0].client
@@ -283,7 +289,7 @@ async def test_wrong_codes_against_one_account(tmp_path: Path, figures: Figures)
         }, seen
         waits = assert_retry_after(responses, RULES.account_max_lock)
 
-        rows = await history_by(server, "second_factor", "id > ?", mark)
+        rows = await history_by(server, "second_factor", "id > $2", mark)
         # Every code request, evaluated or refused, is recorded (refusals counted per minute).
         assert sum(row["count"] for row in rows) == total
         reasons = weighted(rows, "reason")
@@ -298,7 +304,7 @@ async def test_wrong_codes_against_one_account(tmp_path: Path, figures: Figures)
             assert_address_window(
                 [r["at"] for r in rows if r["ip"] == address and r["reason"] == "bad_code"]
             )
-        password_rows = await history_by(server, "password", "id > ?", mark)
+        password_rows = await history_by(server, "password", "id > $2", mark)
         assert weighted(password_rows, "reason") == {
             "totp_required": len(ADDRESSES) + logins[200],
             "throttled": logins[429],
@@ -320,7 +326,8 @@ async def test_wrong_codes_against_one_account(tmp_path: Path, figures: Figures)
         GROUP,
         f"{total:,} wrong TOTP codes against one account (password known) from"
         f" {len(ADDRESSES)} addresses, {per_tick * len(ADDRESSES)} every {step:g} s of clock"
-        f" over {hours:.1f} h, signing in again whenever a challenge ended",
+        f" over {hours:.1f} h, signing in again whenever a challenge ended"
+        + on_backend(database_url),
         total,
         f"{len(evaluated)} codes evaluated (history bad_code rows; exactly what the account"
         f" lock allows); {reasons['throttled']:,} refused with 429 (Retry-After {min(waits)}"
@@ -334,22 +341,24 @@ async def test_wrong_codes_against_one_account(tmp_path: Path, figures: Figures)
 # Many accounts, wrong passwords
 
 
-async def test_password_spray_across_accounts(tmp_path: Path, figures: Figures) -> None:
+async def test_password_spray_across_accounts(
+    tmp_path: Path, database_url: str | None, figures: Figures
+) -> None:
     """Each address sprays one wrong password every 15 s (10 s under stress), each at the
     next account: the per-address limit (30 failures per 10 minutes) is what stops it."""
     accounts = scaled(150, 500)  # 150 or more: no account reaches 5 failures in 10 minutes
     waves = scaled(50, 250)  # bounded: the first 10 minutes and 150 s of the window sliding
     step = scaled(15, 10)  # faster than 30 per 10 minutes
     total = waves * len(ADDRESSES)
-    async with attacked(tmp_path) as (server, attackers):
+    async with attacked(tmp_path, database_url) as (server, attackers):
         clock = server.clock
         digest = server.core.passwords.hash_sync(PASSWORD)
 
-        def _create(conn: sqlite3.Connection) -> None:
-            with conn:
+        def _create(conn: Connection) -> None:
+            with conn.transaction():
                 conn.executemany(
                     "INSERT INTO users (username, password_hash, is_admin, created_at)"
-                    " VALUES (?, ?, 0, ?)",
+                    " VALUES ($1, $2, 0, $3)",
                     [(f"user{n}", digest, clock.now()) for n in range(accounts)],
                 )
 
@@ -401,7 +410,7 @@ async def test_password_spray_across_accounts(tmp_path: Path, figures: Figures) 
         GROUP,
         f"Password spray: {total:,} wrong passwords across {accounts} accounts from"
         f" {len(ADDRESSES)} addresses, each address one every {step:g} s over"
-        f" {minutes:.0f} min of clock",
+        f" {minutes:.0f} min of clock" + on_backend(database_url),
         total,
         f"{evaluated:,} evaluated (history bad_password rows), never more than"
         f" {RULES.ip_max_failures} per address in any 10 minutes (exactly 30 each in the"
@@ -416,7 +425,9 @@ async def test_password_spray_across_accounts(tmp_path: Path, figures: Figures) 
 async def test_unknown_user_and_wrong_password_take_the_same_time(
     tmp_path: Path, figures: Figures
 ) -> None:
-    """Production Argon2 parameters and throttling; the clock jumps past every lock between
+    """On SQLite only: what it measures is the dummy hash, which the backend does not change,
+    and a run on PostgreSQL would double its seconds and its exposure to a noisy machine.
+    Production Argon2 parameters and throttling; the clock jumps past every lock between
     tries, so each try reaches the hash. Tries are interleaved (ABBA) so drift and load from
     other processes hit both kinds alike; medians must be within 10 % of each other. A noisy
     machine gets up to three measurements; a real difference (a skipped hash is 40 ms

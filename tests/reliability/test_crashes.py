@@ -1,5 +1,8 @@
 """Crashes and shutdown: the real `tfa-server serve` killed with SIGKILL while clients work,
-then restarted and checked against what the clients saw; SIGTERM with requests in flight."""
+then restarted and checked against what the clients saw; SIGTERM with requests in flight.
+
+On SQLite only: what they test is a SQLite file that a killed process was writing (its
+integrity, its WAL, what reached it), read back with sqlite3 after each crash."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from tfa_server.recovery import normalize
 
 from ..conftest import FAST_HASHING
 from .figures import Figures, scaled
-from .test_secrets import assert_no_leaks
+from .test_secrets import assert_no_leaks, sqlite_text
 
 GROUP = "Crashes and shutdown"
 COMMAND = [sys.executable, "-m", "tfa_server", "serve"]
@@ -108,7 +111,7 @@ async def make_users(db: Path, names: dict[str, str], hashing: PasswordHashing) 
         for name in names:
             row = await core.db.run(
                 lambda conn, name=name: conn.execute(  # type: ignore[misc]
-                    "SELECT id FROM users WHERE username = ?", (name,)
+                    "SELECT id FROM users WHERE username = $1", (name,)
                 ).fetchone()
             )
             ids[name] = int(row[0])
@@ -430,7 +433,7 @@ async def test_sigkill_during_work_loses_nothing_acknowledged(
     log = server.output()
     assert "Traceback" not in log
     assert_no_leaks(
-        db,
+        sqlite_text(db),
         log,
         [*passwords.values(), *(secret for client in clients for secret in client.secrets)],
     )
@@ -520,7 +523,7 @@ async def test_sigterm_with_requests_in_flight_answers_all(
     log = server.output()
     assert "Traceback" not in log
     assert log.count("POST /api/v1/login 200") == rounds * in_flight
-    assert_no_leaks(db, log, [password, *tokens])
+    assert_no_leaks(sqlite_text(db), log, [password, *tokens])
     figures.record(
         GROUP,
         f"SIGTERM with {in_flight} sign-ins (production Argon2id cost) in flight",

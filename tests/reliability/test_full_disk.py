@@ -1,5 +1,9 @@
 """A full disk: the database capped with PRAGMA max_page_count on the server's own connection.
 
+On SQLite only: the cap is a SQLite PRAGMA and the real full disk a SQLite file that may not
+grow. (PostgreSQL's full disk is a `53` error class, which database.storage_unavailable maps
+to the same 503.)
+
 Writes that need space get 503 `service_unavailable` with a clear message and change nothing,
 reads keep working, committed data stays, and writes work again once the cap is lifted.
 """
@@ -20,6 +24,7 @@ import httpx
 import pytest
 
 from tfa_server.crypto import token_digest
+from tfa_server.storage.database import Connection, SqliteConnection
 
 from ..conftest import (
     FAST_HASHING,
@@ -44,7 +49,7 @@ async def cap(server: RunningServer, pages: int | None = None) -> int:
     The server has one connection, on one thread: the pragma set there holds for every request.
     """
 
-    def _cap(conn: sqlite3.Connection) -> int:
+    def _cap(conn: Connection) -> int:
         size = pages or int(conn.execute("PRAGMA page_count").fetchone()[0])
         return int(conn.execute(f"PRAGMA max_page_count = {size}").fetchone()[0])
 
@@ -52,10 +57,14 @@ async def cap(server: RunningServer, pages: int | None = None) -> int:
 
 
 async def snapshot(server: RunningServer) -> list[str]:
-    return await server.core.db.run(lambda conn: list(conn.iterdump()))
+    def _dump(conn: Connection) -> list[str]:
+        assert isinstance(conn, SqliteConnection)
+        return list(conn.raw.iterdump())
+
+    return await server.core.db.run(_dump)
 
 
-def append_only(conn: sqlite3.Connection) -> dict[str, set[tuple[Any, ...]]]:
+def append_only(conn: Connection) -> dict[str, set[tuple[Any, ...]]]:
     """Rows that, once committed, never change: history, audit, accounts, 2FA."""
     queries = {
         "login_history": "SELECT * FROM login_history",

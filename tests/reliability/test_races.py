@@ -8,7 +8,6 @@ between rounds, never inside one, so each round is the same race.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tfa_server.clock import rfc3339
+from tfa_server.storage.database import Row
 
 from ..conftest import (
     PASSWORD,
@@ -31,7 +31,7 @@ from ..conftest import (
     start_server,
     totp_code,
 )
-from .figures import Figures, scaled
+from .figures import Figures, on_backend, scaled
 
 GROUP = "Races"
 T = TypeVar("T")
@@ -50,10 +50,11 @@ class Bench:
 
 
 @asynccontextmanager
-async def running(folder: Path) -> AsyncIterator[Bench]:
+async def running(folder: Path, database_url: str | None) -> AsyncIterator[Bench]:
     """Separate clients rather than one pool of 50 connections: httpx's pool costs O(n) per
-    request in its connection count, which would make the client, not the server, the test."""
-    server = await start_server(folder)
+    request in its connection count, which would make the client, not the server, the test.
+    On both backends (`database_url` is None for SQLite)."""
+    server = await start_server(folder, db_url=database_url)
     try:
         async with AsyncExitStack() as stack:
             crowd = [
@@ -76,7 +77,7 @@ async def challenges(crowd: list[httpx.AsyncClient], name: str) -> list[str]:
     return [body["token"] for body in bodies]
 
 
-async def query(server: RunningServer, sql: str, *params: Any) -> list[sqlite3.Row]:
+async def query(server: RunningServer, sql: str, *params: Any) -> list[Row]:
     return await server.core.db.run(  # type: ignore[no-any-return]
         lambda conn: conn.execute(sql, params).fetchall()
     )
@@ -85,7 +86,7 @@ async def query(server: RunningServer, sql: str, *params: Any) -> list[sqlite3.R
 async def second_factor_rows(server: RunningServer, after_id: int) -> Counter[tuple[int, str]]:
     rows = await query(
         server,
-        "SELECT success, reason FROM login_history WHERE event = 'second_factor' AND id > ?",
+        "SELECT success, reason FROM login_history WHERE event = 'second_factor' AND id > $1",
         after_id,
     )
     return Counter((row["success"], row["reason"] or "") for row in rows)
@@ -99,11 +100,13 @@ async def last_history_id(server: RunningServer) -> int:
 # One code, many requests
 
 
-async def test_same_totp_code_signs_in_exactly_once(tmp_path: Path, figures: Figures) -> None:
+async def test_same_totp_code_signs_in_exactly_once(
+    tmp_path: Path, database_url: str | None, figures: Figures
+) -> None:
     """50 challenges of one account submit the same right code at once: one session, 49
     code_reused, and the account is not throttled by the losers (a reused code is no guess)."""
     rounds = scaled(3, 40)
-    async with running(tmp_path) as bench:
+    async with running(tmp_path, database_url) as bench:
         server, client, crowd = bench.server, bench.client, bench.crowd
         await server.add_user("alice")
         token = (await login(client, "alice"))["token"]
@@ -133,7 +136,7 @@ async def test_same_totp_code_signs_in_exactly_once(tmp_path: Path, figures: Fig
     figures.record(
         GROUP,
         f"{CONCURRENT} concurrent sign-ins of one account with the same right TOTP code,"
-        f" {rounds} rounds",
+        f" {rounds} rounds" + on_backend(database_url),
         rounds * CONCURRENT,
         f"each round exactly 1 signed in and {CONCURRENT - 1} got 401 code_reused; the history"
         " holds 1 success and 49 code_reused per round; the account's failure count stayed 0",
@@ -146,14 +149,14 @@ async def later(delay: float, call: Awaitable[T]) -> T:
 
 
 async def test_one_totp_code_across_sign_in_and_reauthentication(
-    tmp_path: Path, figures: Figures
+    tmp_path: Path, database_url: str | None, figures: Figures
 ) -> None:
     """The same code at once on challenges and on re-authentications (new recovery codes,
     password plus code) from a signed-in session, 40 and 10 or 10 and 40 alternately: one of
     the 50 wins, whichever."""
     rounds = scaled(3, 30)
     winners = Counter[str]()
-    async with running(tmp_path) as bench:
+    async with running(tmp_path, database_url) as bench:
         server, client, crowd = bench.server, bench.client, bench.crowd
         await server.add_user("alice")
         session = (await login(client, "alice"))["token"]
@@ -183,7 +186,7 @@ async def test_one_totp_code_across_sign_in_and_reauthentication(
             winners["sign-in" if "token" in won.json() else "new codes"] += 1
             rows = await query(
                 server,
-                "SELECT event, reason FROM login_history WHERE id > ? AND success = 0",
+                "SELECT event, reason FROM login_history WHERE id > $1 AND success = 0",
                 mark,
             )
             assert Counter(row["reason"] for row in rows) == {"code_reused": CONCURRENT - 1}
@@ -195,7 +198,8 @@ async def test_one_totp_code_across_sign_in_and_reauthentication(
     figures.record(
         GROUP,
         f"One TOTP code at once on {CONCURRENT} requests: sign-in challenges and"
-        f" re-authentications (new recovery codes), 40 and 10 or 10 and 40, {rounds} rounds",
+        f" re-authentications (new recovery codes), 40 and 10 or 10 and 40, {rounds} rounds"
+        + on_backend(database_url),
         rounds * CONCURRENT,
         f"each round exactly 1 accepted ({winners['sign-in']} rounds won by a sign-in,"
         f" {winners['new codes']} by a re-authentication) and {CONCURRENT - 1} got 401 code_reused;"
@@ -203,11 +207,13 @@ async def test_one_totp_code_across_sign_in_and_reauthentication(
     )
 
 
-async def test_same_recovery_code_works_exactly_once(tmp_path: Path, figures: Figures) -> None:
+async def test_same_recovery_code_works_exactly_once(
+    tmp_path: Path, database_url: str | None, figures: Figures
+) -> None:
     """50 challenges spend one recovery code at once; each round uses a fresh code (ten per
     account, then a new account)."""
     rounds = scaled(3, 40)
-    async with running(tmp_path) as bench:
+    async with running(tmp_path, database_url) as bench:
         server, client, crowd = bench.server, bench.client, bench.crowd
         codes: list[str] = []
         name = ""
@@ -242,14 +248,15 @@ async def test_same_recovery_code_works_exactly_once(tmp_path: Path, figures: Fi
             (spent,) = await query(
                 server,
                 "SELECT COUNT(*) FROM recovery_codes r JOIN users u ON u.id = r.user_id"
-                " WHERE u.username = ? AND r.used_at IS NOT NULL",
+                " WHERE u.username = $1 AND r.used_at IS NOT NULL",
                 name,
             )
             assert spent[0] == 10 - len(codes)
             server.clock.advance(30)
     figures.record(
         GROUP,
-        f"{CONCURRENT} concurrent uses of one recovery code (mixed spellings), {rounds} rounds",
+        f"{CONCURRENT} concurrent uses of one recovery code (mixed spellings), {rounds} rounds"
+        + on_backend(database_url),
         rounds * CONCURRENT,
         f"each round exactly 1 signed in and {CONCURRENT - 1} got 401 code_reused; exactly one"
         " row marked used per round; codes left went down by one",
@@ -260,11 +267,11 @@ async def test_same_recovery_code_works_exactly_once(tmp_path: Path, figures: Fi
 
 
 async def test_concurrent_confirms_leave_one_secret_and_one_set(
-    tmp_path: Path, figures: Figures
+    tmp_path: Path, database_url: str | None, figures: Figures
 ) -> None:
     """20 sessions of one person confirm the same pending setup with the same code at once."""
     rounds = scaled(3, 30)
-    async with running(tmp_path) as bench:
+    async with running(tmp_path, database_url) as bench:
         server, client, crowd = bench.server, bench.client, bench.crowd
         for round_ in range(rounds):
             name = f"user{round_}"
@@ -287,20 +294,20 @@ async def test_concurrent_confirms_leave_one_secret_and_one_set(
             assert {r.json()["error"] for r in responses if r.status_code == 409} == {"conflict"}
             (winner,) = [r.json()["recovery_codes"] for r in responses if r.status_code == 200]
 
-            (user_id,) = await query(server, "SELECT id FROM users WHERE username = ?", name)
+            (user_id,) = await query(server, "SELECT id FROM users WHERE username = $1", name)
             uid = user_id[0]
             (active,) = await query(
-                server, "SELECT COUNT(*) FROM totp_secrets WHERE user_id = ?", uid
+                server, "SELECT COUNT(*) FROM totp_secrets WHERE user_id = $1", uid
             )
             (pending,) = await query(
-                server, "SELECT COUNT(*) FROM pending_totp_secrets WHERE user_id = ?", uid
+                server, "SELECT COUNT(*) FROM pending_totp_secrets WHERE user_id = $1", uid
             )
             (stored,) = await query(
-                server, "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?", uid
+                server, "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1", uid
             )
             (enabled,) = await query(
                 server,
-                "SELECT COUNT(*) FROM login_history WHERE user_id = ? AND event = 'totp_enabled'",
+                "SELECT COUNT(*) FROM login_history WHERE user_id = $1 AND event = 'totp_enabled'",
                 uid,
             )
             assert (active[0], pending[0], stored[0], enabled[0]) == (1, 0, 10, 1)
@@ -325,7 +332,7 @@ async def test_concurrent_confirms_leave_one_secret_and_one_set(
     figures.record(
         GROUP,
         f"{CONFIRMS} concurrent /me/totp/confirm of one setup from {CONFIRMS} sessions,"
-        f" {rounds} rounds",
+        f" {rounds} rounds" + on_backend(database_url),
         rounds * CONFIRMS,
         f"each round 1 confirmed and {CONFIRMS - 1} got 409 conflict; afterwards one active"
         " secret, no pending one, 10 stored codes (the ones returned: one signs in) and one"
@@ -381,6 +388,7 @@ async def switch_on(
 
 async def test_forcing_2fa_applies_to_every_sign_in_that_starts_after_it(
     tmp_path: Path,
+    database_url: str | None,
     figures: Figures,
 ) -> None:
     """Sign-ins run in a loop while an administrator switches force-2FA on. Every sign-in
@@ -390,7 +398,7 @@ async def test_forcing_2fa_applies_to_every_sign_in_that_starts_after_it(
     people = 12
     after_each = scaled(3, 6)  # sign-ins per person that start after the switch
     checked = Counter[str]()
-    async with running(tmp_path) as bench:
+    async with running(tmp_path, database_url) as bench:
         server, client, crowd = bench.server, bench.client, bench.crowd
         await server.add_user("root", admin=True)
         root_secret, _ = await enable_totp(
@@ -472,7 +480,7 @@ async def test_forcing_2fa_applies_to_every_sign_in_that_starts_after_it(
     figures.record(
         GROUP,
         f"Force 2FA switched on while {people + 1} people sign in in a loop (grace 0 and 7"
-        f" days alternately), {rounds} rounds",
+        f" days alternately), {rounds} rounds" + on_backend(database_url),
         sum(checked.values()),
         f"every sign-in started after the switch returned obeyed it: {checked['enrol']}"
         f" enrollment_required (the token opens only enrollment), {checked['grace']}"
@@ -505,14 +513,14 @@ async def disable_after(
 
 
 async def test_disabling_ends_every_session_even_those_signing_in_at_that_moment(
-    tmp_path: Path, figures: Figures
+    tmp_path: Path, database_url: str | None, figures: Figures
 ) -> None:
     """Many sign-ins of one account run while an administrator disables it: once the disable
     has returned, no session of that account works (those issued a moment before included)
     and every sign-in that starts after it is refused with account_disabled."""
     rounds = scaled(3, 20)
     seen = Counter[str]()
-    async with running(tmp_path) as bench:
+    async with running(tmp_path, database_url) as bench:
         server, client, crowd = bench.server, bench.client, bench.crowd
         await server.add_user("root", admin=True)
         root = bearer((await login(client, "root"))["token"])
@@ -537,7 +545,7 @@ async def test_disabling_ends_every_session_even_those_signing_in_at_that_moment
     figures.record(
         GROUP,
         f"{rounds} rounds: 20 clients sign in to one account 4 times each while an administrator"
-        " disables it",
+        " disables it" + on_backend(database_url),
         sum(seen.values()),
         f"{seen['session issued before, ended']} sessions issued just before the disable all"
         f" ended with it; {seen['refused']} sign-ins refused with account_disabled; none"

@@ -1,5 +1,6 @@
-"""Secrets stay secret: after a realistic run, neither the database file (dump, raw pages, WAL)
-nor the server's log output holds a TOTP secret, recovery code, session token or password."""
+"""Secrets stay secret: after a realistic run, neither the database (every row of every table
+on either backend; on SQLite also the file's raw pages and WAL) nor the server's log output
+holds a TOTP secret, recovery code, session token or password."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import pytest
 
 from tfa_server.recovery import format_code
 
-from ..conftest import FakeClock, bearer, start_server, totp_code
-from .figures import Figures, scaled
+from .. import stored
+from ..conftest import FakeClock, RunningServer, bearer, start_server, totp_code
+from .figures import Figures, on_backend, scaled
 
 GROUP = "Secrets stay secret"
 CLIENT_SIDE = ("httpx", "httpcore")  # the tests' own HTTP client, not the server
@@ -31,8 +33,16 @@ def _forms(secret: str) -> set[str]:
     return forms | {form.lower() for form in forms} | {form.upper() for form in forms}
 
 
-def database_text(db: Path) -> tuple[bytes, str]:
-    """The raw bytes of the database, its WAL and shared memory, then a plain SQL dump."""
+async def database_text(server: RunningServer) -> tuple[bytes, str]:
+    """What the database holds, while the server still runs: every value's bytes (and on
+    SQLite the file, its WAL and shared memory as they lie on disk), then every row as text."""
+    dump, values = await server.core.db.run(stored.stored)
+    return values + stored.sqlite_file_bytes(server.settings), dump
+
+
+def sqlite_text(db: Path) -> tuple[bytes, str]:
+    """The same for a SQLite file no server has open (the process tests'): its raw bytes
+    with WAL and shared memory, then a plain SQL dump."""
     raw = b"".join(
         path.read_bytes()
         for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
@@ -46,8 +56,7 @@ def database_text(db: Path) -> tuple[bytes, str]:
     return raw, dump
 
 
-def leaks(db: Path, log: str, secrets: Iterable[str]) -> list[str]:
-    raw, dump = database_text(db)
+def leaks(raw: bytes, dump: str, log: str, secrets: Iterable[str]) -> list[str]:
     found = []
     for secret in set(secrets):
         for form in _forms(secret):
@@ -55,15 +64,15 @@ def leaks(db: Path, log: str, secrets: Iterable[str]) -> list[str]:
                 if form in text:
                     found.append(f"{secret!r} in the {where}")
             if form.encode() in raw:
-                found.append(f"{secret!r} in the database file bytes")
+                found.append(f"{secret!r} in the database's bytes")
     return found
 
 
-def assert_no_leaks(db: Path, log: str, secrets: Iterable[str]) -> int:
+def assert_no_leaks(database: tuple[bytes, str], log: str, secrets: Iterable[str]) -> int:
     """Fails listing every secret found; returns how many distinct secrets were looked for."""
     wanted = [secret for secret in set(secrets) if secret]
     assert len(wanted) > 0
-    found = leaks(db, log, wanted)
+    found = leaks(*database, log, wanted)
     assert not found, "\n".join(sorted(set(found)))
     return len(wanted)
 
@@ -137,10 +146,12 @@ class Person:
         return str(done["token"])
 
 
-async def test_no_secret_in_database_or_log(tmp_path: Path, figures: Figures) -> None:
+async def test_no_secret_in_database_or_log(
+    tmp_path: Path, database_url: str | None, figures: Figures
+) -> None:
     people_count = scaled(3, 12)
     with captured_log() as lines:
-        server = await start_server(tmp_path)
+        server = await start_server(tmp_path, db_url=database_url)
         try:
             admin_password = "root-secret-password-4711"
             await server.add_user("root", admin_password, admin=True)
@@ -238,19 +249,20 @@ async def test_no_secret_in_database_or_log(tmp_path: Path, figures: Figures) ->
                     json={"current_password": chosen, "new_password": changed},
                 )
                 await root.post("/api/v1/logout", 204, admin)
+            database = await database_text(server)
         finally:
             await server.app.stop()
     log = "\n".join(lines)
     assert "POST /api/v1/login/recovery 200" in log, "the access log was not captured"
     secrets = [secret for person in [root, *people] for secret in person.seen]
-    looked_for = assert_no_leaks(server.settings.db_path, log, secrets)
+    looked_for = assert_no_leaks(database, log, secrets)
     figures.record(
         GROUP,
         f"{people_count} people and an administrator: accounts created over the API, 2FA set up,"
         " sign-ins with codes and recovery codes, wrong guesses, regenerated codes, a pending"
         " setup, disconnect, admin resets of 2FA and of the password, password changes; then"
-        " the database (SQL dump, raw file, WAL) and the"
-        " DEBUG log searched for every secret",
+        " the database (every row of every table; on SQLite the raw file and WAL too) and"
+        " the DEBUG log searched for every secret" + on_backend(database_url),
         looked_for,
         f"none of {looked_for} secrets (TOTP secrets in base32, recovery codes, session tokens,"
         " passwords, wrong guesses) found in the database or in"

@@ -34,7 +34,8 @@ from argon2 import PasswordHasher, Type
 
 from tfa_server.app import initialise
 from tfa_server.crypto import create_key_file
-from tfa_server.storage.schema import MIGRATIONS, _statements
+from tfa_server.storage.database import sqlite_statements
+from tfa_server.storage.schema import MIGRATIONS
 
 from ..conftest import FAST_HASHING, PASSWORD, FakeClock, RunningServer, make_settings, start_server
 
@@ -88,7 +89,7 @@ def _v4(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -262144")
     for number, script in enumerate(MIGRATIONS[:4]):
-        for statement in _statements(script):
+        for statement in sqlite_statements(script):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number + 1}")
     return conn

@@ -28,7 +28,7 @@ import pytest
 from tfa_server.admin import Actor, Admin
 from tfa_server.pam import PAM_MODULE
 
-from ..conftest import FakeClock, RunningServer, bearer, enable_totp, login
+from ..conftest import FakeClock, RunningServer, bearer, enable_totp, login, sqlite_only
 from .harness import (
     ENV,
     OATHTOOL,
@@ -43,6 +43,10 @@ from .harness import (
     throwaway_user,
     unique_name,
 )
+
+# sshd and sudo through the real PAM stack; the server's side runs on both backends in
+# tests/test_verify.py.
+pytestmark = sqlite_only
 
 PROMPT = "Verification code: "
 ROOT = Actor("test", None)

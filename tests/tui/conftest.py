@@ -52,6 +52,12 @@ class MemoryKeyring(KeyringBackend):
             raise PasswordDeleteError(username)
 
 
+@pytest.fixture
+def database_url() -> None:
+    """The client's tests run on SQLite alone (tests/conftest.py runs the server's on both)."""
+    return
+
+
 @pytest.fixture(autouse=True)
 def memory_keyring() -> Iterator[MemoryKeyring]:
     previous = keyring.get_keyring()

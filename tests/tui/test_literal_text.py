@@ -127,7 +127,7 @@ async def toast_saying(app: TfaApp, pilot: Pilot[None], words: str) -> Toast:
 async def rename(server: RunningServer, old: str, new: str) -> None:
     """An account name the server's rule would refuse today, as an older database holds it."""
     await server.core.db.run(
-        lambda conn: conn.execute("UPDATE users SET username = ? WHERE username = ?", (new, old))
+        lambda conn: conn.execute("UPDATE users SET username = $1 WHERE username = $2", (new, old))
     )
 
 

@@ -8,9 +8,9 @@ window through the partial indexes over `success = 0`, never the whole history.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
+from tfa_server.storage.database import POSTGRESQL, SQLITE, Connection, Dialect, Row
 from tfa_server.storage.schema import BUCKET_SECONDS, FAILURE_EVENTS
 
 EVERYONE = 0  # the scope of everyone's sums; accounts' scopes are their ids (from 1)
@@ -41,12 +41,12 @@ def day_range(now: float, days: int, utc_offset: int) -> tuple[DayRange, float]:
     return DayRange(first_bucket, days), first_local
 
 
-def per_day(conn: sqlite3.Connection, scope: int, span: DayRange) -> list[tuple[int, int]]:
+def per_day(conn: Connection, scope: int, span: DayRange) -> list[tuple[int, int]]:
     """(succeeded, failed) for each day of the span, oldest first, zeros included."""
     sums = [(0, 0)] * span.days
     rows = conn.execute(
-        "SELECT (bucket - ?) / ? AS day, SUM(succeeded), SUM(failed) FROM activity"
-        " WHERE scope = ? AND bucket >= ? AND bucket < ? GROUP BY day",
+        "SELECT (bucket - $1) / $2 AS day, SUM(succeeded), SUM(failed) FROM activity"
+        " WHERE scope = $3 AND bucket >= $4 AND bucket < $5 GROUP BY day",
         (span.first_bucket, BUCKETS_PER_DAY, scope, span.first_bucket, span.end_bucket),
     )
     for day, succeeded, failed in rows:
@@ -55,46 +55,71 @@ def per_day(conn: sqlite3.Connection, scope: int, span: DayRange) -> list[tuple[
 
 
 _REFUSED = f"success = 0 AND event IN {FAILURE_EVENTS}"
-_LAST_FAILURE = (
-    "SELECT at, ip, event, reason FROM login_history INDEXED BY history_failures"  # noqa: S608 fixed text
-    f" WHERE {_REFUSED} ORDER BY at DESC, id DESC LIMIT 1"
-)
-_LAST_FAILURE_OF = (
-    "SELECT at, ip, event, reason FROM login_history INDEXED BY history_failures_by_user"  # noqa: S608 fixed text
-    f" WHERE user_id = ? AND {_REFUSED} ORDER BY at DESC, id DESC LIMIT 1"
-)
-_WINDOW = f"login_history INDEXED BY history_failures WHERE {_REFUSED} AND at >= ?"
-_WINDOW_OF = (
-    "login_history INDEXED BY history_failures_by_user"
-    f" WHERE user_id = ? AND {_REFUSED} AND at >= ?"
-)
 _ORDER = f"ORDER BY failed DESC, last_at DESC, name LIMIT {LEADERS}"
-_ADDRESSES = (
-    "SELECT ip AS name, SUM(count) AS failed, MAX(at) AS last_at, 0 AS known_user"  # noqa: S608 fixed text
-    " FROM {source} GROUP BY ip " + _ORDER
-)
-_ACCOUNTS = (
-    "SELECT h.name, h.failed, h.last_at,"  # noqa: S608 fixed text
-    " EXISTS (SELECT 1 FROM users WHERE users.username = h.name) AS known_user FROM"
-    " (SELECT username AS name, SUM(count) AS failed, MAX(at) AS last_at FROM {source}"
-    f" GROUP BY username {_ORDER}) AS h {_ORDER}"
-)
 
 
-def last_failure(conn: sqlite3.Connection, user_id: int | None) -> sqlite3.Row | None:
+@dataclass(frozen=True, slots=True)
+class _Queries:
+    """The look-ups of refused attempts, through the partial indexes (named for SQLite)."""
+
+    last_failure: str
+    last_failure_of: str
+    addresses: str
+    accounts: str
+    addresses_of: str
+    accounts_of: str
+
+
+def _queries(dialect: Dialect) -> _Queries:
+    everyone = dialect.indexed_by("history_failures")
+    by_user = dialect.indexed_by("history_failures_by_user")
+    last = "SELECT at, ip, event, reason FROM login_history{index} WHERE {test}"
+    last += f" AND {_REFUSED} ORDER BY at DESC, id DESC LIMIT 1"
+    addresses = (
+        "SELECT ip AS name, SUM(count) AS failed, MAX(at) AS last_at, 0 AS known_user"  # noqa: S608 fixed text
+        " FROM login_history{index} WHERE {test} AND " + _REFUSED + " GROUP BY ip " + _ORDER
+    )
+    accounts = (
+        "SELECT h.name, h.failed, h.last_at,"  # noqa: S608 fixed text
+        " EXISTS (SELECT 1 FROM users WHERE users.username = h.name) AS known_user FROM"
+        " (SELECT username AS name, SUM(count) AS failed, MAX(at) AS last_at"
+        " FROM login_history{index} WHERE {test} AND "
+        + _REFUSED
+        + f" GROUP BY username {_ORDER}) AS h {_ORDER}"
+    )
+    window, window_of = "at >= $1", "user_id = $1 AND at >= $2"
+    return _Queries(
+        last_failure=last.format(index=everyone, test="true"),
+        last_failure_of=last.format(index=by_user, test="user_id = $1"),
+        addresses=addresses.format(index=everyone, test=window),
+        accounts=accounts.format(index=everyone, test=window),
+        addresses_of=addresses.format(index=by_user, test=window_of),
+        accounts_of=accounts.format(index=by_user, test=window_of),
+    )
+
+
+_QUERIES = {dialect.name: _queries(dialect) for dialect in (SQLITE, POSTGRESQL)}
+
+
+def last_failure(conn: Connection, user_id: int | None) -> Row | None:
     """The newest refused attempt: the account's, or anyone's."""
+    queries = _QUERIES[conn.dialect.name]
     if user_id is None:
-        return conn.execute(_LAST_FAILURE).fetchone()  # type: ignore[no-any-return]
-    return conn.execute(_LAST_FAILURE_OF, (user_id,)).fetchone()  # type: ignore[no-any-return]
+        return conn.execute(queries.last_failure).fetchone()  # type: ignore[no-any-return]
+    return conn.execute(queries.last_failure_of, (user_id,)).fetchone()  # type: ignore[no-any-return]
 
 
-def leaders(
-    conn: sqlite3.Connection, since: float, user_id: int | None
-) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+def leaders(conn: Connection, since: float, user_id: int | None) -> tuple[list[Row], list[Row]]:
     """The addresses and the attempted names with the most refused attempts since `since`
     (an account's only, with `user_id`), most first, the most recent first among equals;
     rows of (name, failed, last_at, known_user)."""
-    source, params = (_WINDOW, (since,)) if user_id is None else (_WINDOW_OF, (user_id, since))
-    addresses = conn.execute(_ADDRESSES.format(source=source), params).fetchall()
-    accounts = conn.execute(_ACCOUNTS.format(source=source), params).fetchall()
-    return addresses, accounts
+    queries = _QUERIES[conn.dialect.name]
+    if user_id is None:
+        return (
+            conn.execute(queries.addresses, (since,)).fetchall(),
+            conn.execute(queries.accounts, (since,)).fetchall(),
+        )
+    return (
+        conn.execute(queries.addresses_of, (user_id, since)).fetchall(),
+        conn.execute(queries.accounts_of, (user_id, since)).fetchall(),
+    )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+from tfa_server.storage.database import Connection, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +19,10 @@ class AuditEntry:
     client: str | None
 
 
-def record(conn: sqlite3.Connection, entry: AuditEntry, now: float) -> None:
+def record(conn: Connection, entry: AuditEntry, now: float) -> None:
     conn.execute(
         "INSERT INTO audit_log (at, actor, action, target, detail, ip, client)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
         (
             now,
             entry.actor,
@@ -34,9 +35,11 @@ def record(conn: sqlite3.Connection, entry: AuditEntry, now: float) -> None:
     )
 
 
-def page(conn: sqlite3.Connection, *, limit: int, before: int | None) -> list[sqlite3.Row]:
+def page(conn: Connection, *, limit: int, before: int | None) -> list[Row]:
     if before is None:
-        return conn.execute("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return conn.execute(
+            "SELECT * FROM audit_log ORDER BY id DESC LIMIT $1", (limit,)
+        ).fetchall()
     return conn.execute(
-        "SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?", (before, limit)
+        "SELECT * FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2", (before, limit)
     ).fetchall()

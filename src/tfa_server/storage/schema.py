@@ -1,8 +1,14 @@
-"""Schema versions, applied forward by `PRAGMA user_version`."""
+"""Schema versions, the same numbers on both backends, applied forward in order.
+
+SQLite keeps the version in `PRAGMA user_version`, PostgreSQL in the one-row table
+`tfa_schema`. Each version is one script per backend: DDL differs too much between the two
+to share text (types, identity columns, triggers), but every version means the same tables,
+columns and rules on both.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+from tfa_server.storage.database import MIGRATION_LOCK, Connection
 
 _V1 = """
 CREATE TABLE users (
@@ -158,9 +164,16 @@ FAILED = f"({{row}}success = 0 AND {{row}}event IN {FAILURE_EVENTS})"
 BUCKET_SECONDS = 900
 
 
+def _bucket(column: str, sqlite: bool) -> str:
+    """The quarter hour a time falls in; CAST truncates in SQLite but rounds in PostgreSQL."""
+    if sqlite:
+        return f"CAST({column} / {BUCKET_SECONDS} AS INTEGER)"
+    return f"floor({column} / {BUCKET_SECONDS})::bigint"
+
+
 def _add_activity(succeeded: str, failed: str) -> str:
     """Add to everyone's bucket and to the account's (when the row has one) in a trigger."""
-    bucket = f"CAST(NEW.at / {BUCKET_SECONDS} AS INTEGER)"
+    bucket = _bucket("NEW.at", sqlite=True)
     upsert = (
         "ON CONFLICT (scope, bucket) DO UPDATE SET succeeded = succeeded + excluded.succeeded,"
         " failed = failed + excluded.failed"
@@ -174,24 +187,26 @@ def _add_activity(succeeded: str, failed: str) -> str:
     )
 
 
-def _sums(scope: str, where: str, group: str) -> str:
+def _sums(scope: str, where: str, group: str, sqlite: bool) -> str:
     succeeded = SUCCEEDED.format(row="")
     failed = FAILED.format(row="")
     return (
-        f"SELECT {scope}, CAST(at / {BUCKET_SECONDS} AS INTEGER) AS quarter,"  # noqa: S608 fixed text
+        f"SELECT {scope}, {_bucket('at', sqlite)} AS quarter,"  # noqa: S608 fixed text
         f" SUM(CASE WHEN {succeeded} THEN count ELSE 0 END),"
         f" SUM(CASE WHEN {failed} THEN count ELSE 0 END)"
         f" FROM login_history WHERE ({succeeded} OR {failed}){where} GROUP BY {group}"
     )
 
 
-# The rollup of the history already there, by the triggers' rules.
-BACKFILL = (
-    "INSERT INTO activity (scope, bucket, succeeded, failed) "
-    + _sums("0", "", "quarter")
-    + " UNION ALL "
-    + _sums("user_id", " AND user_id IS NOT NULL", "user_id, quarter")
-)
+def backfill(sqlite: bool) -> str:
+    """The rollup of the history already there, by the triggers' rules."""
+    return (
+        "INSERT INTO activity (scope, bucket, succeeded, failed) "
+        + _sums("0", "", "quarter", sqlite)
+        + " UNION ALL "
+        + _sums("user_id", " AND user_id IS NOT NULL", "user_id, quarter", sqlite)
+    )
+
 
 # Issue 15: sign-in activity per day without reading history. A rollup of completed sign-ins
 # and refused attempts per account (scope = user id) and for everyone (scope 0) per quarter
@@ -231,10 +246,35 @@ CREATE TRIGGER activity_of_deleted_account AFTER DELETE ON users
 BEGIN
     DELETE FROM activity WHERE scope = OLD.id;
 END;
-{BACKFILL}
+{backfill(sqlite=True)}
 """  # noqa: S608 fixed text
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Issue 16: what one process used to keep in memory, in the database, so that every instance
+# sharing it sees the same: the throttle of names that match no account, the failed attempts
+# per client address (one row per failure, counted in a sliding window), and the leases that
+# let one request at a time work on an account (held while a password is hashed, which must
+# not hold a transaction open). All three are pruned as they age.
+_V6 = """
+CREATE TABLE name_throttle (
+    name TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    locked_until REAL,
+    last_failure_at REAL NOT NULL
+);
+CREATE TABLE address_failures (
+    id INTEGER PRIMARY KEY,
+    ip TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX address_failures_by_ip ON address_failures (ip, at);
+CREATE TABLE account_leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST = len(MIGRATIONS)
 
 
@@ -242,37 +282,44 @@ class SchemaTooNew(Exception):
     pass
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to LATEST, each step in its own transaction; returns the version."""
-    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > LATEST:
+def version(conn: Connection) -> int:
+    """The schema version a database is at; 0 for an empty one."""
+    if conn.dialect.sqlite:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    conn.execute("CREATE TABLE IF NOT EXISTS tfa_schema (version integer NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM tfa_schema").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: Connection) -> int:
+    """Bring the schema to LATEST, each step in its own transaction; returns the version.
+
+    A database newer than this code is refused. On PostgreSQL a session lock keeps two
+    instances starting at once from migrating the same database twice.
+    """
+    if conn.dialect.sqlite:
+        return _migrate(conn, MIGRATIONS)
+    from tfa_server.storage.schema_postgres import MIGRATIONS as POSTGRES_MIGRATIONS
+
+    conn.execute("SELECT pg_advisory_lock($1)", (MIGRATION_LOCK,))
+    try:
+        return _migrate(conn, POSTGRES_MIGRATIONS)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock($1)", (MIGRATION_LOCK,))
+
+
+def _migrate(conn: Connection, scripts: tuple[str, ...]) -> int:
+    current = version(conn)
+    if current > LATEST:
         raise SchemaTooNew(
-            f"database schema version {version} is newer than this server ({LATEST})"
+            f"database schema version {current} is newer than this server ({LATEST})"
         )
-    for number in range(version, LATEST):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(MIGRATIONS[number]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    for number in range(current, LATEST):
+        with conn.transaction():
+            conn.script(scripts[number])
+            if conn.dialect.sqlite:
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+            else:
+                conn.execute("DELETE FROM tfa_schema")
+                conn.execute("INSERT INTO tfa_schema (version) VALUES ($1)", (number + 1,))
     return LATEST
-
-
-def _statements(script: str) -> list[str]:
-    """executescript() would COMMIT on its own; splitting keeps each version atomic. A
-    trigger's body holds semicolons of its own: a statement ends where SQLite says it does."""
-    statements: list[str] = []
-    pending = ""
-    for part in script.split(";"):
-        pending += part + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \n;"):
-                statements.append(pending.strip())
-            pending = ""
-    if pending.strip(" \n;"):
-        statements.append(pending.strip())
-    return statements

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from tfa_server.storage.database import Connection, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,44 +21,50 @@ class ServiceRow:
 _COLUMNS = "id, name, description, created_at, created_by, last_used_at, last_used_ip"
 
 
-def _row(row: sqlite3.Row | None) -> ServiceRow | None:
-    return None if row is None else ServiceRow(*row)
+def _service(row: Row) -> ServiceRow:
+    return ServiceRow(**{key: row[key] for key in row.keys()})  # noqa: SIM118 Row iterates values
+
+
+def _row(row: Row | None) -> ServiceRow | None:
+    return None if row is None else _service(row)
 
 
 def create(
-    conn: sqlite3.Connection, name: str, description: str, digest: str, now: float, by: str
+    conn: Connection, name: str, description: str, digest: str, now: float, by: str
 ) -> int | None:
     """The new service's id, or None when the name is taken."""
-    cursor = conn.execute(
+    row = conn.execute(
         "INSERT INTO services (name, description, key_digest, created_at, created_by)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
         (name, description, digest, now, by),
-    )
-    return cursor.lastrowid if cursor.rowcount else None
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
-def by_name(conn: sqlite3.Connection, name: str) -> ServiceRow | None:
-    return _row(conn.execute(f"SELECT {_COLUMNS} FROM services WHERE name = ?", (name,)).fetchone())  # noqa: S608
-
-
-def by_digest(conn: sqlite3.Connection, digest: str) -> ServiceRow | None:
+def by_name(conn: Connection, name: str) -> ServiceRow | None:
     return _row(
-        conn.execute(f"SELECT {_COLUMNS} FROM services WHERE key_digest = ?", (digest,)).fetchone()  # noqa: S608
+        conn.execute(f"SELECT {_COLUMNS} FROM services WHERE name = $1", (name,)).fetchone()  # noqa: S608
     )
 
 
-def all_services(conn: sqlite3.Connection) -> list[ServiceRow]:
+def by_digest(conn: Connection, digest: str) -> ServiceRow | None:
+    return _row(
+        conn.execute(f"SELECT {_COLUMNS} FROM services WHERE key_digest = $1", (digest,)).fetchone()  # noqa: S608
+    )
+
+
+def all_services(conn: Connection) -> list[ServiceRow]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM services ORDER BY name").fetchall()  # noqa: S608
-    return [ServiceRow(*row) for row in rows]
+    return [_service(row) for row in rows]
 
 
-def delete(conn: sqlite3.Connection, name: str) -> bool:
+def delete(conn: Connection, name: str) -> bool:
     """Revocation: the key stops working with the next request."""
-    return conn.execute("DELETE FROM services WHERE name = ?", (name,)).rowcount > 0
+    return conn.execute("DELETE FROM services WHERE name = $1", (name,)).rowcount > 0
 
 
-def touch(conn: sqlite3.Connection, service_id: int, now: float, ip: str) -> None:
+def touch(conn: Connection, service_id: int, now: float, ip: str) -> None:
     conn.execute(
-        "UPDATE services SET last_used_at = ?, last_used_ip = ? WHERE id = ?",
+        "UPDATE services SET last_used_at = $1, last_used_ip = $2 WHERE id = $3",
         (now, ip, service_id),
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Literal
+
+from tfa_server.storage.database import Connection, Row
 
 SessionKind = Literal["challenge", "password_change", "enrollment", "full"]
 
@@ -37,12 +38,12 @@ class PreviousLogin:
     failed_since: int
 
 
-def _session(row: sqlite3.Row) -> Session:
+def _session(row: Row) -> Session:
     return Session(**{key: row[key] for key in row.keys() if key != "token_digest"})  # noqa: SIM118 Row iterates values
 
 
 def insert(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     user_id: int,
     digest: str,
@@ -54,10 +55,10 @@ def insert(
     previous: PreviousLogin | None = None,
 ) -> int:
     previous = previous or PreviousLogin(None, None, None, 0)
-    cursor = conn.execute(
+    row = conn.execute(
         "INSERT INTO sessions (user_id, token_digest, kind, created_at, last_seen_at, expires_at,"
         " ip, client, previous_login_at, previous_login_ip, previous_login_client, failed_before)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
         (
             user_id,
             digest,
@@ -72,85 +73,83 @@ def insert(
             previous.client,
             previous.failed_since,
         ),
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    ).fetchone()
+    return int(row[0])
 
 
-def by_digest(conn: sqlite3.Connection, digest: str) -> Session | None:
-    row = conn.execute("SELECT * FROM sessions WHERE token_digest = ?", (digest,)).fetchone()
+def by_digest(conn: Connection, digest: str) -> Session | None:
+    row = conn.execute("SELECT * FROM sessions WHERE token_digest = $1", (digest,)).fetchone()
     return _session(row) if row else None
 
 
-def by_id(conn: sqlite3.Connection, session_id: int) -> Session | None:
-    row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+def by_id(conn: Connection, session_id: int) -> Session | None:
+    row = conn.execute("SELECT * FROM sessions WHERE id = $1", (session_id,)).fetchone()
     return _session(row) if row else None
 
 
-def touch(conn: sqlite3.Connection, session_id: int, now: float, ip: str, client: str) -> None:
+def touch(conn: Connection, session_id: int, now: float, ip: str, client: str) -> None:
     conn.execute(
-        "UPDATE sessions SET last_seen_at = ?, ip = ?, client = ? WHERE id = ?",
+        "UPDATE sessions SET last_seen_at = $1, ip = $2, client = $3 WHERE id = $4",
         (now, ip, client, session_id),
     )
 
 
-def count_attempt(conn: sqlite3.Connection, session_id: int) -> int:
+def count_attempt(conn: Connection, session_id: int) -> int:
     row = conn.execute(
-        "UPDATE sessions SET attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+        "UPDATE sessions SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
         (session_id,),
     ).fetchone()
     return int(row[0]) if row else 0
 
 
-def revoke(conn: sqlite3.Connection, session_id: int, now: float) -> bool:
+def revoke(conn: Connection, session_id: int, now: float) -> bool:
     cursor = conn.execute(
-        "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         (now, session_id),
     )
     return cursor.rowcount == 1
 
 
-def revoke_all(conn: sqlite3.Connection, user_id: int, now: float) -> int:
+def revoke_all(conn: Connection, user_id: int, now: float) -> int:
     cursor = conn.execute(
-        "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+        "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
         (now, user_id),
     )
     return cursor.rowcount
 
 
-def restrict_to_enrollment(conn: sqlite3.Connection, session_id: int) -> bool:
+def restrict_to_enrollment(conn: Connection, session_id: int) -> bool:
     cursor = conn.execute(
-        "UPDATE sessions SET kind = 'enrollment' WHERE id = ? AND kind = 'full'", (session_id,)
+        "UPDATE sessions SET kind = 'enrollment' WHERE id = $1 AND kind = 'full'", (session_id,)
     )
     return cursor.rowcount == 1
 
 
-def revoke_others(conn: sqlite3.Connection, user_id: int, keep: int, now: float) -> int:
+def revoke_others(conn: Connection, user_id: int, keep: int, now: float) -> int:
     cursor = conn.execute(
-        "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id != ? AND revoked_at IS NULL",
+        "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id != $3"
+        " AND revoked_at IS NULL",
         (now, user_id, keep),
     )
     return cursor.rowcount
 
 
-def upgrade_to_full(conn: sqlite3.Connection, session_id: int) -> None:
-    conn.execute("UPDATE sessions SET kind = 'full' WHERE id = ?", (session_id,))
+def upgrade_to_full(conn: Connection, session_id: int) -> None:
+    conn.execute("UPDATE sessions SET kind = 'full' WHERE id = $1", (session_id,))
 
 
-def active(
-    conn: sqlite3.Connection, user_id: int, now: float, idle_timeout: float
-) -> list[Session]:
+def active(conn: Connection, user_id: int, now: float, idle_timeout: float) -> list[Session]:
     """Sessions a person holds (not second-factor challenges), newest first."""
     rows = conn.execute(
-        "SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND kind != 'challenge'"
-        " AND expires_at > ? AND last_seen_at > ? ORDER BY id DESC",
+        "SELECT * FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND kind != 'challenge'"
+        " AND expires_at > $2 AND last_seen_at > $3 ORDER BY id DESC",
         (user_id, now, now - idle_timeout),
     )
     return [_session(row) for row in rows]
 
 
 def beyond_newest(
-    conn: sqlite3.Connection,
+    conn: Connection,
     user_id: int,
     *,
     challenges: bool,
@@ -163,17 +162,19 @@ def beyond_newest(
     kind_test = "kind = 'challenge'" if challenges else "kind != 'challenge'"
     seen_after = float("-inf") if challenges else now - idle_timeout
     rows = conn.execute(
-        f"SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND {kind_test}"  # noqa: S608 fixed clauses
-        " AND expires_at > ? AND last_seen_at > ? ORDER BY id DESC LIMIT -1 OFFSET ?",
+        f"SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND {kind_test}"  # noqa: S608 fixed clauses
+        # No LIMIT -1 (SQLite's "all") in PostgreSQL, no OFFSET without LIMIT in SQLite.
+        " AND expires_at > $2 AND last_seen_at > $3 ORDER BY id DESC"
+        " LIMIT 9223372036854775807 OFFSET $4",
         (user_id, now, seen_after, keep),
     )
     return [int(row[0]) for row in rows]
 
 
-def purge_expired(conn: sqlite3.Connection, now: float, keep_for: float) -> int:
+def purge_expired(conn: Connection, now: float, keep_for: float) -> int:
     """Drop rows that ended long ago, so the table does not grow without bound."""
     cursor = conn.execute(
-        "DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?",
+        "DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $2",
         (now - keep_for, now - keep_for),
     )
     return cursor.rowcount

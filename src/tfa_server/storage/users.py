@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
+from tfa_server.storage.database import Connection, Row
 from tfa_server.throttle import ThrottleState
 
 
@@ -46,7 +46,7 @@ FROM users u LEFT JOIN totp_secrets t ON t.user_id = u.id
 """
 
 
-def _user(row: sqlite3.Row) -> User:
+def _user(row: Row) -> User:
     return User(
         id=row["id"],
         username=row["username"],
@@ -66,17 +66,17 @@ def _user(row: sqlite3.Row) -> User:
     )
 
 
-def by_name(conn: sqlite3.Connection, username: str) -> User | None:
-    row = conn.execute(_SELECT + " WHERE u.username = ?", (username,)).fetchone()
+def by_name(conn: Connection, username: str) -> User | None:
+    row = conn.execute(_SELECT + " WHERE u.username = $1", (username,)).fetchone()
     return _user(row) if row else None
 
 
-def by_id(conn: sqlite3.Connection, user_id: int) -> User | None:
-    row = conn.execute(_SELECT + " WHERE u.id = ?", (user_id,)).fetchone()
+def by_id(conn: Connection, user_id: int) -> User | None:
+    row = conn.execute(_SELECT + " WHERE u.id = $1", (user_id,)).fetchone()
     return _user(row) if row else None
 
 
-def all_users(conn: sqlite3.Connection) -> list[User]:
+def all_users(conn: Connection) -> list[User]:
     return [_user(row) for row in conn.execute(_SELECT + " ORDER BY u.username")]
 
 
@@ -93,117 +93,116 @@ class UserFilter:
 
 
 def page(
-    conn: sqlite3.Connection, limit: int, after: str | None, where: UserFilter, now: float
+    conn: Connection, limit: int, after: str | None, where: UserFilter, now: float
 ) -> list[User]:
     """Accounts in name order after `after`: a walk along the name index (UNIQUE) that stops
     after `limit` matches, so a page costs the rows it passes, never a sort of them all.
-    The name part goes through instr(), not LIKE: '%' and '_' in it are plain characters."""
+    The name part is found by position, not LIKE: '%' and '_' in it are plain characters."""
     clauses: list[str] = []
     params: list[object] = []
+
+    def param(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
     if after is not None:
-        clauses.append("u.username > ?")
-        params.append(after)
+        clauses.append(f"u.username > {param(after)}")
     if where.contains:
-        clauses.append("instr(u.username, ?) > 0")
-        params.append(where.contains)
+        clauses.append(f"{conn.dialect.position('u.username', param(where.contains))} > 0")
     flags = (
         (where.admin, "u.is_admin = 1"),
         (where.two_factor, "t.enabled_at IS NOT NULL"),
         # Locked exactly when the wire says so (views.admin_user): a lock still running.
-        (where.locked, "COALESCE(u.locked_until > ?, 0)"),
+        (where.locked, "COALESCE(u.locked_until > {now}, false)"),
         (where.disabled, "u.disabled_at IS NOT NULL"),
     )
     for wanted, test in flags:
-        if wanted is None:
-            continue
-        clauses.append(test if wanted else f"NOT ({test})")
-        if "?" in test:
-            params.append(now)
+        if wanted is not None:
+            if "{now}" in test:
+                test = test.format(now=param(now))
+            clauses.append(test if wanted else f"NOT ({test})")
     where_sql = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    params.append(limit)
     rows = conn.execute(
-        _SELECT + where_sql + " ORDER BY u.username LIMIT ?",
+        _SELECT + where_sql + f" ORDER BY u.username LIMIT {param(limit)}",
         params,
     )
     return [_user(row) for row in rows]
 
 
 def create(
-    conn: sqlite3.Connection, username: str, password_hash: str, is_admin: bool, now: float
+    conn: Connection, username: str, password_hash: str, is_admin: bool, now: float
 ) -> int | None:
     """The new id, or None when the name is taken."""
-    try:
-        cursor = conn.execute(
-            "INSERT INTO users (username, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)",
-            (username, password_hash, int(is_admin), now),
-        )
-    except sqlite3.IntegrityError:
-        return None
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    row = conn.execute(
+        "INSERT INTO users (username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (username) DO NOTHING RETURNING id",
+        (username, password_hash, int(is_admin), now),
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
-def save_throttle(conn: sqlite3.Connection, user_id: int, state: ThrottleState) -> None:
+def save_throttle(conn: Connection, user_id: int, state: ThrottleState) -> None:
     conn.execute(
-        "UPDATE users SET failed_attempts = ?, locked_until = ?, last_failure_at = ? WHERE id = ?",
+        "UPDATE users SET failed_attempts = $1, locked_until = $2, last_failure_at = $3"
+        " WHERE id = $4",
         (state.failures, state.locked_until, state.last_failure_at, user_id),
     )
 
 
-def record_login(conn: sqlite3.Connection, user_id: int, now: float, ip: str, client: str) -> None:
+def record_login(conn: Connection, user_id: int, now: float, ip: str, client: str) -> None:
     conn.execute(
-        "UPDATE users SET last_login_at = ?, last_login_ip = ?, last_login_client = ?,"
-        " failed_attempts = 0, locked_until = NULL, last_failure_at = NULL WHERE id = ?",
+        "UPDATE users SET last_login_at = $1, last_login_ip = $2, last_login_client = $3,"
+        " failed_attempts = 0, locked_until = NULL, last_failure_at = NULL WHERE id = $4",
         (now, ip, client, user_id),
     )
 
 
-def replace_password_hash(conn: sqlite3.Connection, user_id: int, old: str, new: str) -> bool:
+def replace_password_hash(conn: Connection, user_id: int, old: str, new: str) -> bool:
     """Compare-and-set, so a rehash never overwrites a password changed meanwhile."""
     cursor = conn.execute(
-        "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+        "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
         (new, user_id, old),
     )
     return cursor.rowcount == 1
 
 
 def set_password(
-    conn: sqlite3.Connection, user_id: int, password_hash: str, *, change_required: bool
+    conn: Connection, user_id: int, password_hash: str, *, change_required: bool
 ) -> None:
     """A new password clears the throttle: whoever set it knows it."""
     conn.execute(
-        "UPDATE users SET password_hash = ?, password_change_required = ?, failed_attempts = 0,"
-        " locked_until = NULL, last_failure_at = NULL WHERE id = ?",
+        "UPDATE users SET password_hash = $1, password_change_required = $2, failed_attempts = 0,"
+        " locked_until = NULL, last_failure_at = NULL WHERE id = $3",
         (password_hash, int(change_required), user_id),
     )
 
 
-def set_disabled(conn: sqlite3.Connection, user_id: int, at: float | None) -> bool:
+def set_disabled(conn: Connection, user_id: int, at: float | None) -> bool:
     """Disable (at a time) or enable (None); False when it already was so."""
     test = "disabled_at IS NULL" if at is not None else "disabled_at IS NOT NULL"
     cursor = conn.execute(
-        f"UPDATE users SET disabled_at = ? WHERE id = ? AND {test}",  # noqa: S608 fixed clauses
+        f"UPDATE users SET disabled_at = $1 WHERE id = $2 AND {test}",  # noqa: S608 fixed clauses
         (at, user_id),
     )
     return cursor.rowcount == 1
 
 
-def set_admin(conn: sqlite3.Connection, user_id: int, is_admin: bool) -> bool:
+def set_admin(conn: Connection, user_id: int, is_admin: bool) -> bool:
     """False when nothing changed."""
     cursor = conn.execute(
-        "UPDATE users SET is_admin = ? WHERE id = ? AND is_admin != ?",
+        "UPDATE users SET is_admin = $1 WHERE id = $2 AND is_admin != $3",
         (int(is_admin), user_id, int(is_admin)),
     )
     return cursor.rowcount == 1
 
 
-def enabled_admins(conn: sqlite3.Connection) -> int:
+def enabled_admins(conn: Connection) -> int:
     row = conn.execute(
         "SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled_at IS NULL"
     ).fetchone()
     return int(row[0])
 
 
-def delete(conn: sqlite3.Connection, user_id: int) -> None:
+def delete(conn: Connection, user_id: int) -> None:
     """Secrets, codes and sessions go with it (ON DELETE CASCADE); history rows stay."""
-    conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+    conn.execute("DELETE FROM users WHERE id = $1", (user_id,))
