@@ -280,11 +280,17 @@ class Database(ABC):
     def open_sync(self, *, migrate: bool = True) -> None:
         """Connect, and bring the schema to this code's version unless told not to."""
 
-    @abstractmethod
-    def run_sync(self, work: Callable[[Connection], T]) -> T: ...
+    _executor: ThreadPoolExecutor
 
     @abstractmethod
-    async def run(self, work: Callable[[Connection], T]) -> T: ...
+    def _call(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a connection, on one of the executor's threads."""
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
+
+    def run_sync(self, work: Callable[[Connection], T]) -> T:
+        return self._executor.submit(self._call, work).result()
 
     @abstractmethod
     def close(self) -> None: ...
@@ -316,12 +322,6 @@ class SqliteDatabase(Database):
                 schema.migrate(self._conn)
 
         self._executor.submit(_open).result()
-
-    async def run(self, work: Callable[[Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
-
-    def run_sync(self, work: Callable[[Connection], T]) -> T:
-        return self._executor.submit(self._call, work).result()
 
     def _call(self, work: Callable[[Connection], T]) -> T:
         if self._conn is None:
@@ -402,12 +402,6 @@ class PostgresDatabase(Database):
             if storage_unavailable(exc):
                 self._pool.check()  # drop the other connections that broke with this one
             raise
-
-    async def run(self, work: Callable[[Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
-
-    def run_sync(self, work: Callable[[Connection], T]) -> T:
-        return self._executor.submit(self._call, work).result()
 
     @contextmanager
     def session(self) -> Iterator[Connection]:
