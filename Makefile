@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo server-demo test stress lint format screenshots clean
+.PHONY: demo server-demo test stress bench lint format screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,13 @@ server-demo: $(STAMP)
 	$(BIN)/tfa-server demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 # Three workers on two CPUs: the pilot tests and the PostgreSQL tests spend much of their time
 # waiting (timers, another process), and a third worker fills it (11.5 min against 17 with
@@ -51,6 +51,11 @@ stress: $(STAMP)
 	TFA_STRESS=1 TFA_FIGURES=.stress/figures.jsonl $(BIN)/python -m pytest tests \
 		-m "reliability or finding" -p tests.reliability.observed -p no:cacheprovider; \
 	$(BIN)/python -m tests.reliability.report .stress/figures.jsonl docs/reliability.md
+
+# Every benchmark of bench/ at full size on SQLite and PostgreSQL, medians of 3 runs, beside
+# baselines measured in the same run; rewrites bench/results.md. Needs wrk (Debian package).
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 # Every screen as SVG at 100x30, from a fixed clock, secret and port (tests/tui/scenes.py).
 screenshots: $(STAMP)

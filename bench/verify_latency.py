@@ -23,7 +23,7 @@ from tfa_server.admin import Actor, Admin
 from tfa_server.app import Application, initialise, open_core
 from tfa_server.config import Settings, default_key_path
 
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # noqa: S105 a benchmark account's
 
 
 class SteppingClock:

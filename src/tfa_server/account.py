@@ -45,11 +45,6 @@ class Account:
         self.core = core
         self.sign_in = sign_in
 
-    async def me(self, session: Session) -> wire.Me:
-        return await self.core.db.run(
-            lambda conn: views.me(conn, _user(conn, session.user_id), session)
-        )
-
     async def user_view(self, user_id: int, session_id: int) -> wire.Me:
         def _view(conn: Connection) -> wire.Me:
             return views.me(conn, _user(conn, user_id), session_rows.by_id(conn, session_id))

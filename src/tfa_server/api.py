@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from tfa_protocol import types as wire
-from tfa_server import sessions
+from tfa_server import sessions, views
 from tfa_server.account import Account
 from tfa_server.admin import Actor, Admin
 from tfa_server.auth import SignedIn, SignIn
@@ -31,7 +31,6 @@ from tfa_server.storage import users
 from tfa_server.storage.database import storage_unavailable
 from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.sessions import Session, SessionKind
-from tfa_server.storage.users import User
 from tfa_server.validation import decode_body, decode_query
 from tfa_server.verify import Verify, end_user_origin, resolve_service
 
@@ -60,8 +59,7 @@ class Call:
     params: Mapping[str, str]
     _body: msgspec.Struct | None
     _query: msgspec.Struct | None
-    session: Session | None
-    admin: User | None
+    caller: sessions.Caller | None
     service: ServiceRow | None
 
     def body(self, kind: type[T]) -> T:
@@ -75,13 +73,14 @@ class Call:
 
     @property
     def own_session(self) -> Session:
-        assert self.session is not None
-        return self.session
+        assert self.caller is not None
+        return self.caller.session
 
     @property
     def actor(self) -> Actor:
-        assert self.admin is not None
-        return Actor(self.admin.username, self.origin)
+        assert self.caller is not None
+        assert self.caller.user.is_admin
+        return Actor(self.caller.user.username, self.origin)
 
     def end_user(self, remote_ip: str | msgspec.UnsetType) -> Origin:
         """For the verify API: the person behind the service that calls."""
@@ -147,7 +146,7 @@ class Api:
         route = found.route
         origin = Origin(request.peer, request.user_agent)
         # Who asks comes first: a stranger learns nothing about what a body should hold.
-        session, admin, service = await self._authenticate(route, request, origin)
+        caller, service = await self._authenticate(route, request, origin)
         query = decode_query(request.query, route.query)
         if route.body is not None:
             body = decode_body(request.body, route.body, optional=route.optional_body)
@@ -156,29 +155,27 @@ class Api:
         else:
             body = None
         result = await route.handler(
-            Call(request, origin, found.params, body, query, session, admin, service)
+            Call(request, origin, found.params, body, query, caller, service)
         )
         return result if isinstance(result, Response) else Response(route.status, result)
 
     async def _authenticate(
         self, route: Route, request: Request, origin: Origin
-    ) -> tuple[Session | None, User | None, ServiceRow | None]:
-        """The caller's session, for admin routes the administrator behind it, and for the
-        verify API the service. A service key opens nothing else, a session no service call."""
+    ) -> tuple[sessions.Caller | None, ServiceRow | None]:
+        """The caller (session, user, policy), who must be an administrator on admin routes;
+        for the verify API the service. A service key opens nothing else, a session no
+        service call."""
         authorization = request.headers.get("authorization")
         if route.auth == "service":
-            return None, None, await resolve_service(self.core, authorization, request.peer)
+            return None, await resolve_service(self.core, authorization, request.peer)
         if route.auth in ("none", "challenge"):
-            return None, None, None
+            return None, None
         if sessions.bearer_token(authorization).startswith(wire.SERVICE_KEY_PREFIX):
             raise Unauthorized("A service key opens only the verify API.")
-        session = await sessions.resolve(self.core, authorization, origin, least=LEAST[route.auth])
-        if route.auth != "admin":
-            return session, None, None
-        user = await self.core.db.run(lambda conn: users.by_id(conn, session.user_id))
-        if user is None or not user.is_admin:
+        caller = await sessions.resolve(self.core, authorization, origin, least=LEAST[route.auth])
+        if route.auth == "admin" and not caller.user.is_admin:
             raise Forbidden("This needs an administrator account.")
-        return session, user, None
+        return caller, None
 
     async def _signed_in(self, result: SignedIn) -> wire.SignInResult:
         expires_at = utc(result.expires_at)
@@ -235,7 +232,8 @@ class Api:
         await self.sign_in.logout(call.own_session, call.origin)
 
     async def _me(self, call: Call) -> wire.Me:
-        return await self.account.me(call.own_session)
+        assert call.caller is not None
+        return views.me_of(call.caller.user, call.caller.session, call.caller.policy)
 
     async def _change_password(self, call: Call) -> Response | None:
         body = call.body(wire.ChangePasswordRequest)

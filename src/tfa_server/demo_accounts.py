@@ -63,7 +63,8 @@ async def seed_demo_accounts(core: Core) -> dict[str, str]:
 
 async def _connect_app(core: Core, sign_in: SignIn, account: DemoCredentials) -> str:
     signed = await sign_in.login(account.username, account.password, SEEDED_BY)
-    session = await sessions.resolve(core, f"Bearer {signed.token}", SEEDED_BY, least="enrollment")
+    caller = await sessions.resolve(core, f"Bearer {signed.token}", SEEDED_BY, least="enrollment")
+    session = caller.session
     setup = Account(core, sign_in)
     secret = (await setup.totp_setup(session, None, SEEDED_BY)).secret
     # A code from the previous step (inside the window), so the code the phone shows right

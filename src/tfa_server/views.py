@@ -10,7 +10,6 @@ from tfa_protocol import types as wire
 from tfa_server.clock import maybe_utc, utc
 from tfa_server.config import ThrottleRules
 from tfa_server.storage import history, policy
-from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage.database import Connection, Row
 from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.sessions import Session
@@ -33,16 +32,25 @@ def policy_view(current: policy.Policy) -> wire.Policy:
 
 
 def me(conn: Connection, user: User, session: Session | None) -> wire.Me:
-    """GET /me. `last_login` is the sign-in before this session, as a person expects."""
+    """GET /me's answer where the caller has a connection (after a sign-in step)."""
     current = policy.load(conn)
     if session is not None and session.kind != "challenge":
-        last = login_info(
-            session.previous_login_at, session.previous_login_ip, session.previous_login_client
-        )
-        failed = session.failed_before
-    else:
-        last = login_info(user.last_login_at, user.last_login_ip, user.last_login_client)
-        failed = history.failures_since(conn, user.id, user.last_login_at)
+        return me_of(user, session, current)
+    last = login_info(user.last_login_at, user.last_login_ip, user.last_login_client)
+    failed = history.failures_since(conn, user.id, user.last_login_at)
+    return _me(user, current, last, failed)
+
+
+def me_of(user: User, session: Session, current: policy.Policy) -> wire.Me:
+    """GET /me for a person's session, from rows already read: `last_login` is the sign-in
+    before this session, as a person expects, kept with the session when it began."""
+    last = login_info(
+        session.previous_login_at, session.previous_login_ip, session.previous_login_client
+    )
+    return _me(user, current, last, session.failed_before)
+
+
+def _me(user: User, current: policy.Policy, last: wire.LoginInfo | None, failed: int) -> wire.Me:
     deadline = None if user.totp_enabled else current.enrollment_deadline()
     return wire.Me(
         username=user.username,
@@ -50,7 +58,7 @@ def me(conn: Connection, user: User, session: Session | None) -> wire.Me:
         password_change_required=user.password_change_required,
         totp_enabled=user.totp_enabled,
         totp_enabled_at=maybe_utc(user.totp_enabled_at),
-        recovery_codes_left=factor_rows.recovery_codes_left(conn, user.id),
+        recovery_codes_left=user.recovery_codes_left,
         policy=wire.PolicyBrief(
             force_2fa=current.force_2fa, grace_period_days=current.grace_period_days
         ),

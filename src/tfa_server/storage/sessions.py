@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
+from tfa_server.storage import users
 from tfa_server.storage.database import Connection, Row
+from tfa_server.storage.policy import Policy
+from tfa_server.storage.users import User
 
 SessionKind = Literal["challenge", "password_change", "enrollment", "full"]
 
@@ -80,6 +83,31 @@ def insert(
 def by_digest(conn: Connection, digest: str) -> Session | None:
     row = conn.execute("SELECT * FROM sessions WHERE token_digest = $1", (digest,)).fetchone()
     return _session(row) if row else None
+
+
+_CALLER = users.select_with(
+    ", ".join(f"s.{field.name} AS s_{field.name}" for field in fields(Session))
+    + ", p.force_2fa AS p_force_2fa, p.grace_period_days AS p_grace_period_days,"
+    " p.forced_since AS p_forced_since, p.updated_at AS p_updated_at",
+    " JOIN sessions s ON s.user_id = u.id CROSS JOIN policy p"
+    " WHERE s.token_digest = $1 AND p.id = 1",
+)
+
+
+def caller(conn: Connection, digest: str) -> tuple[Session, User, Policy] | None:
+    """The session behind a token digest with its user and the policy, in one statement:
+    what every signed-in request needs before its own work."""
+    row = conn.execute(_CALLER, (digest,)).fetchone()
+    if row is None:
+        return None
+    session = Session(**{field.name: row[f"s_{field.name}"] for field in fields(Session)})
+    current = Policy(
+        bool(row["p_force_2fa"]),
+        int(row["p_grace_period_days"]),
+        row["p_forced_since"],
+        row["p_updated_at"],
+    )
+    return session, users.user_from(row), current
 
 
 def by_id(conn: Connection, session_id: int) -> Session | None:

@@ -35,15 +35,24 @@ class User:
         return ThrottleState(self.failed_attempts, self.locked_until, self.last_failure_at)
 
 
-_SELECT = """
+_COLUMNS = """
 SELECT u.id, u.username, u.password_hash, u.is_admin, u.created_at, u.failed_attempts,
        u.locked_until, u.last_login_at, u.last_login_ip, u.last_login_client,
        u.last_failure_at, u.disabled_at, u.password_change_required,
        t.enabled_at AS totp_enabled_at,
        (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = u.id AND r.used_at IS NULL)
-           AS recovery_codes_left
+           AS recovery_codes_left"""
+_FROM = """
 FROM users u LEFT JOIN totp_secrets t ON t.user_id = u.id
 """
+_SELECT = _COLUMNS + _FROM
+
+
+def select_with(columns: str, joins: str) -> str:
+    """The user query with more columns (named so as not to clash with a user's: id,
+    created_at, ...) and joins, for a caller that needs other rows beside the user in one
+    statement."""
+    return f"{_COLUMNS}, {columns}{_FROM}{joins}"
 
 
 def _user(row: Row) -> User:
@@ -64,6 +73,11 @@ def _user(row: Row) -> User:
         password_change_required=bool(row["password_change_required"]),
         recovery_codes_left=row["recovery_codes_left"],
     )
+
+
+def user_from(row: Row) -> User:
+    """A user from a row of a `select_with` query."""
+    return _user(row)
 
 
 def by_name(conn: Connection, username: str) -> User | None:
