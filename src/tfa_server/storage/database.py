@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from tfa_server.handback import HandBack
+
 if TYPE_CHECKING:
     import psycopg
     import psycopg_pool
@@ -286,8 +288,12 @@ class Database(ABC):
     def _call(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a connection, on one of the executor's threads."""
 
+    _handback: HandBack | None = None
+
     async def run(self, work: Callable[[Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
+        if self._handback is None:
+            self._handback = HandBack(self._executor)
+        return await self._handback.run(lambda: self._call(work))
 
     def run_sync(self, work: Callable[[Connection], T]) -> T:
         return self._executor.submit(self._call, work).result()
