@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TypeVar
 import msgspec
 
 from tfa_protocol.types import AdminUser, Policy
-from tfa_server import __version__
+from tfa_server import __version__, logs
 from tfa_server.admin import Actor, Admin
 from tfa_server.app import (
     Application,
@@ -744,7 +744,7 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(level, sys.stderr)
 
 
 async def _serve(app: Application, host: str, port: int, banner: Callable[[int], None]) -> None:

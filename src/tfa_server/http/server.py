@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import ssl
+import time
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
@@ -138,6 +139,26 @@ def _final_transfer_coding(head: bytes) -> bytes:
     return codings[-1].strip().lower()
 
 
+class _HttpDate:
+    """The Date header's value, formatted once a second rather than once a response."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._text = second, formatdate(second, usegmt=True)
+        return self._text
+
+
+async def _read_by(reader: asyncio.StreamReader, deadline: float) -> bytes:
+    """What the client sends next, or TimeoutError once the loop's clock passes `deadline`."""
+    async with asyncio.timeout_at(deadline):
+        return await reader.read(_READ_SIZE)
+
+
 def _media_type(value: str) -> str:
     return value.partition(";")[0].strip().lower()
 
@@ -171,6 +192,7 @@ class HttpServer:
         self._refusing = 0
         self._draining = False
         self._closed = asyncio.Event()
+        self._date = _HttpDate()
 
     async def start(self, host: str, port: int) -> None:
         # Plain TCP here, TLS once the connection is counted (_on_connect): a handshake that
@@ -352,9 +374,7 @@ class HttpServer:
                 conn.receive_data(data)
             ex = self._exchange(peer)
             try:
-                # One deadline for head and body together: slowloris gains nothing per read.
-                async with asyncio.timeout(limits.request_timeout):
-                    request = await self._read_request(conn, reader, writer, ex)
+                request = await self._read_request(conn, reader, writer, ex)
             except _Reject as exc:
                 await self._respond(conn, writer, ex, exc.response)
                 return
@@ -396,12 +416,15 @@ class HttpServer:
         writer: asyncio.StreamWriter,
         ex: _Exchange,
     ) -> Request | None:
-        """The next request with its whole body, or None when the client has gone."""
+        """The next request with its whole body, or None when the client has gone. One
+        deadline for head and body together: slowloris gains nothing per read. A request that
+        came whole in one read (nearly all) waits for nothing and needs no timer."""
         limits = self._limits
+        deadline = ex.started + limits.request_timeout
         head = bytearray(conn.trailing_data[0])  # bounded: h11 refuses an incomplete head > 16 KiB
         try:
             while (event := conn.next_event()) is h11.NEED_DATA:
-                data = await reader.read(_READ_SIZE)
+                data = await _read_by(reader, deadline)
                 head += data
                 conn.receive_data(data)
         except h11.RemoteProtocolError as exc:
@@ -453,12 +476,13 @@ class HttpServer:
             raise _Reject(415, "unsupported_media_type", "Request bodies must be JSON.")
         if conn.they_are_waiting_for_100_continue:
             writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
-            await writer.drain()
+            async with asyncio.timeout_at(deadline):
+                await writer.drain()
         body = bytearray()
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                conn.receive_data(await reader.read(_READ_SIZE))
+                conn.receive_data(await _read_by(reader, deadline))
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > limits.max_body_bytes:
@@ -479,7 +503,7 @@ class HttpServer:
         overridden = {name for name, _ in extra}
         defaults = [
             ("server", "tfa"),
-            ("date", formatdate(usegmt=True)),
+            ("date", self._date.now()),
             ("cache-control", "no-store"),
             ("x-content-type-options", "nosniff"),
             ("x-request-id", ex.request_id),
@@ -519,8 +543,9 @@ class HttpServer:
                 data += conn.send(h11.Data(data=body))
             data += conn.send(h11.EndOfMessage())
             writer.write(data)
-            async with asyncio.timeout(self._limits.request_timeout):  # a client that never reads
-                await writer.drain()
+            if writer.transport.get_write_buffer_size():  # not all sent at once: wait for room
+                async with asyncio.timeout(self._limits.request_timeout):  # one that never reads
+                    await writer.drain()
         finally:
             elapsed_ms = (asyncio.get_running_loop().time() - ex.started) * 1000
             self._access_log.info(
