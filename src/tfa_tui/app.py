@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from textual import work
 from textual.app import App
@@ -18,10 +18,12 @@ from tfa_tui.api import Authenticated, Me, SignInResult, TotpRequired
 from tfa_tui.api.client import TfaClient
 from tfa_tui.api.errors import ApiError, EnrollmentRequired, PasswordChangeRequired, Unauthorized
 from tfa_tui.commands import TfaCommands
-from tfa_tui.demo import DemoAccounts
 from tfa_tui.plain import visible
 from tfa_tui.session_store import SessionStore
 from tfa_tui.words import describe
+
+if TYPE_CHECKING:  # the demo's server code loads only for `tfa --demo`
+    from tfa_tui.demo import DemoAccounts
 
 LOGOUT_ON_QUIT = 2.0  # seconds: quitting never waits longer on the server than this
 SIGNED_OUT = "You are signed out."
@@ -80,9 +82,16 @@ class TfaApp(App[None]):
         self._exit_on_hangup()
 
         self.push_screen(SignInScreen())
-        remembered = None if self.demo else self.store.load(self.api.base_url)
+        if not self.demo:
+            self.call_after_refresh(self._look_for_remembered_session)
+
+    @work(thread=True, exit_on_error=False, group="remembered")
+    def _look_for_remembered_session(self) -> None:
+        """The keyring is asked on a thread once the sign-in screen is up: finding its backend
+        takes a while, and a desktop keyring may be slow to answer or wait on an unlock."""
+        remembered = self.store.load(self.api.base_url)
         if remembered is not None:
-            self.resume(*remembered)
+            self.call_from_thread(self.resume, *remembered)
 
     def _exit_on_hangup(self) -> None:
         """A dropped SSH connection (SIGHUP), SIGTERM or an interrupt ends the app normally, so

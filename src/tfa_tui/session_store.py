@@ -1,11 +1,26 @@
-"""Remembered sessions in the OS keyring, never in a plain file."""
+"""Remembered sessions in the OS keyring, never in a plain file.
+
+`keyring` is imported on first use, not with this module: finding its backends takes a good
+part of the app's start, and the app asks it from a thread once its first screen is up.
+"""
 
 from __future__ import annotations
 
-import keyring
-from keyring.errors import KeyringError, NoKeyringError
+from types import ModuleType
 
 SERVICE = "tfa"
+
+
+def _keyring() -> ModuleType:
+    import keyring
+
+    return keyring
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from keyring.errors import KeyringError, NoKeyringError
+
+    return (KeyringError, NoKeyringError)
 
 
 class SessionStore:
@@ -16,13 +31,23 @@ class SessionStore:
     """
 
     def __init__(self) -> None:
-        self.available = self._probe()
+        self._available: bool | None = None  # not asked yet
+
+    @property
+    def available(self) -> bool:
+        if self._available is None:
+            self._available = self._probe()
+        return self._available
+
+    @available.setter
+    def available(self, value: bool) -> None:
+        self._available = value
 
     @staticmethod
     def _probe() -> bool:
         try:
-            backend = keyring.get_keyring()
-        except KeyringError:
+            backend = _keyring().get_keyring()
+        except _errors():
             return False
         priority = getattr(backend, "priority", 0)
         return isinstance(priority, (int, float)) and priority > 0
@@ -35,9 +60,9 @@ class SessionStore:
         if not self.available:
             return False
         try:
-            keyring.set_password(self._key(server), "last-user", username)
-            keyring.set_password(self._key(server), username, token)
-        except (KeyringError, NoKeyringError):
+            _keyring().set_password(self._key(server), "last-user", username)
+            _keyring().set_password(self._key(server), username, token)
+        except _errors():
             self.available = False
             return False
         return True
@@ -47,9 +72,9 @@ class SessionStore:
         if not self.available:
             return None
         try:
-            username = keyring.get_password(self._key(server), "last-user")
-            token = keyring.get_password(self._key(server), username) if username else None
-        except (KeyringError, NoKeyringError):
+            username = _keyring().get_password(self._key(server), "last-user")
+            token = _keyring().get_password(self._key(server), username) if username else None
+        except _errors():
             return None
         return (username, token) if username and token else None
 
@@ -58,6 +83,6 @@ class SessionStore:
             return
         for entry in (username, "last-user"):
             try:
-                keyring.delete_password(self._key(server), entry)
-            except (KeyringError, NoKeyringError):
+                _keyring().delete_password(self._key(server), entry)
+            except _errors():
                 continue
