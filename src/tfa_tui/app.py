@@ -82,8 +82,13 @@ class TfaApp(App[None]):
         self._exit_on_hangup()
 
         self.push_screen(SignInScreen())
+        self.call_after_refresh(self._prepare_connection)
         if not self.demo:
             self.call_after_refresh(self._look_for_remembered_session)
+
+    @work(exit_on_error=False, group="prepare")
+    async def _prepare_connection(self) -> None:
+        await self.api.prepare()
 
     @work(thread=True, exit_on_error=False, group="remembered")
     def _look_for_remembered_session(self) -> None:
@@ -158,10 +163,12 @@ class TfaApp(App[None]):
 
     def sync_demo_panel(self, screen: Screen[Any]) -> None:
         """The DEMO panel follows the person from screen to screen while it is switched on."""
+        if self.demo is None:  # nothing to show, and nothing of the demo to load
+            return
         from tfa_tui.widgets.demo_panel import DemoPanel
 
         panels = screen.query(DemoPanel)
-        if self.demo is not None and self.demo_visible and not panels:
+        if self.demo_visible and not panels:
             screen.mount(DemoPanel(self.demo))
         elif not self.demo_visible:
             panels.remove()

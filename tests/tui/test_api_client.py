@@ -991,6 +991,7 @@ async def test_idle_connections_go_before_the_server_closes_them() -> None:
     from tfa_tui.api.client import KEEPALIVE_EXPIRY
 
     async with TfaClient("http://127.0.0.1:8421") as client:
-        pool = client._http._transport._pool  # type: ignore[attr-defined]
+        http = await client._client()
+        pool = http._transport._pool  # type: ignore[attr-defined]
         assert pool._keepalive_expiry == KEEPALIVE_EXPIRY
     assert HttpLimits().keepalive_timeout / 2 >= KEEPALIVE_EXPIRY

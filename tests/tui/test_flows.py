@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import stat
 import threading
-import time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -488,38 +487,43 @@ async def test_remember_me_resumes_and_sign_out_forgets(
         assert isinstance(app.screen, SignInScreen)
 
 
-class SlowKeyring(MemoryKeyring):
-    """A desktop keyring waiting to be unlocked: every answer takes a while."""
+class LockedKeyring(MemoryKeyring):
+    """A desktop keyring waiting to be unlocked: it answers once the test unlocks it."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.delay = delay
+        self.unlocked = threading.Event()
         self.asked_on: set[str] = set()
 
     def get_password(self, service: str, username: str) -> str | None:
         self.asked_on.add(threading.current_thread().name)
-        time.sleep(self.delay)
+        self.unlocked.wait(timeout=30)
         return super().get_password(service, username)
 
 
-async def test_a_slow_keyring_does_not_hold_up_the_sign_in_screen(
+async def test_a_locked_keyring_does_not_hold_up_the_sign_in_screen(
     server: RunningServer, memory_keyring: MemoryKeyring
 ) -> None:
     await server.add_user("bob")
     async with running_app(server) as (app, pilot):
         await sign_in(app, pilot, "bob", PASSWORD, remember=True)
-    slow = SlowKeyring(delay=0.5)
-    slow.entries = dict(memory_keyring.entries)
-    keyring.set_keyring(slow)  # the memory_keyring fixture puts the previous one back
-    started = time.monotonic()
+    locked = LockedKeyring()
+    locked.entries = dict(memory_keyring.entries)
+    keyring.set_keyring(locked)  # the memory_keyring fixture puts the previous one back
     app = TfaApp(TfaClient(server.base_url), store=SessionStore())
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        assert isinstance(app.screen, SignInScreen)  # drawn while the keyring is still asked
-        assert time.monotonic() - started < slow.delay
-        await settle(app, pilot)
-        assert isinstance(app.screen, HomeScreen)  # then the remembered session resumes
-    assert threading.main_thread().name not in slow.asked_on
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, SignInScreen)  # drawn and working while it waits
+            await pilot.press("tab")
+            assert not locked.unlocked.is_set()
+            locked.unlocked.set()
+            await settle(app, pilot)
+            assert isinstance(app.screen, HomeScreen)  # then the remembered session resumes
+    finally:
+        locked.unlocked.set()
+    assert locked.asked_on
+    assert threading.main_thread().name not in locked.asked_on
 
 
 async def test_a_remembered_session_the_server_rejects_shows_sign_in(

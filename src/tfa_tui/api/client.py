@@ -8,6 +8,7 @@ screen. The token and the passwords never appear in a message.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import platform
@@ -265,14 +266,33 @@ class TfaClient:
         # The person allowed plain http:// to another machine (tfa --insecure-http): the rule
         # the sign-in screen applies to an address typed there, as the command line does.
         self.insecure_http = insecure_http
-        self._http = httpx.AsyncClient(
-            base_url=self._base_url if self._url_problem is None else "",
-            transport=transport,
-            timeout=timeout,
-            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY),
-            follow_redirects=False,
-            headers={"User-Agent": agent or user_agent(), "Accept": "application/json"},
-        )
+        # Made on first use, on a thread: httpx loads the system's CA certificates for it,
+        # which took a tenth of `tfa`'s start (B5, bench/).
+        self._http: httpx.AsyncClient | None = None
+        self._making = asyncio.Lock()
+        self._settings: dict[str, Any] = {
+            "transport": transport,
+            "timeout": timeout,
+            "limits": httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY),
+            "follow_redirects": False,
+            "headers": {"User-Agent": agent or user_agent(), "Accept": "application/json"},
+        }
+
+    async def prepare(self) -> None:
+        """Make the HTTP client now (the app asks once its first screen is drawn), so the
+        first request does not wait for it."""
+        await self._client()
+
+    async def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            async with self._making:
+                if self._http is None:
+                    self._http = await asyncio.to_thread(self._make_client)
+        return self._http
+
+    def _make_client(self) -> httpx.AsyncClient:
+        base_url = self._base_url if self._url_problem is None else ""
+        return httpx.AsyncClient(base_url=base_url, **self._settings)
 
     @property
     def base_url(self) -> str:
@@ -283,7 +303,8 @@ class TfaClient:
         screen). A token belongs to the server that gave it, so it goes."""
         self._base_url = normalise_server_url(base_url)
         self._url_problem = url_problem(self._base_url)
-        self._http.base_url = httpx.URL(self._base_url if self._url_problem is None else "")
+        if self._http is not None:
+            self._http.base_url = httpx.URL(self._base_url if self._url_problem is None else "")
         self.token = None
 
     def __repr__(self) -> str:
@@ -291,7 +312,8 @@ class TfaClient:
         return f"TfaClient({self._base_url!r}, token={'<set>' if signed_in else None})"
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -327,7 +349,8 @@ class TfaClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
-            response = await self._http.request(
+            http = await self._client()
+            response = await http.request(
                 method,
                 path,
                 content=msgspec.json.encode(body) if body is not None else None,

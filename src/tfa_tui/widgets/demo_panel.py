@@ -7,12 +7,16 @@ Admin filter row and, at 60x20, the set-up's key and Next button). F2 hides or s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyotp
 from rich.text import Text
 from textual.widgets import Static
 
-from tfa_tui.demo import DemoAccounts
 from tfa_tui.plain import visible
+
+if TYPE_CHECKING:
+    from tfa_tui.demo import DemoAccounts
 
 
 def codes_text(accounts: DemoAccounts, now: float) -> Text:
