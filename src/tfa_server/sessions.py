@@ -133,15 +133,28 @@ async def resolve(
         session, user, current = found
         if session.kind == "challenge" or not is_live(session, now, rules.idle_timeout):
             return None
-        if session.kind == "full" and _must_enroll(current, user, now):
-            session = _restrict(conn, session, now, origin)
-        if now - session.last_seen_at >= rules.touch_interval:
-            rows.touch(conn, session.id, now, origin.ip, origin.client)
         return Caller(session, user, current)
 
-    found = await core.db.run(_load)
+    restrict = touch = False
+
+    def _update(conn: Connection) -> Caller:
+        assert found is not None
+        session = found.session
+        if restrict:
+            session = _restrict(conn, session, now, origin)
+        if touch:
+            rows.touch(conn, session.id, now, origin.ip, origin.client)
+        return replace(found, session=session)
+
+    found = await core.db.read(_load)
     if found is None:
         raise Unauthorized("Your session has ended. Sign in again.")
+    # Writes are rare (a session's activity once a touch interval, the policy's restriction
+    # once): only then a trip to the writing connection.
+    restrict = found.session.kind == "full" and _must_enroll(found.policy, found.user, now)
+    touch = now - found.session.last_seen_at >= rules.touch_interval
+    if restrict or touch:
+        found = await core.db.run(_update)
     kind = found.session.kind
     if RANK[kind] >= RANK[least]:
         return found

@@ -295,6 +295,11 @@ class Database(ABC):
             self._handback = HandBack(self._executor)
         return await self._handback.run(lambda: self._call(work))
 
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """`work` that only reads, for what every request needs: where the backend allows it
+        (SQLite), it runs beside the writes instead of waiting behind their commits."""
+        return await self.run(work)
+
     def run_sync(self, work: Callable[[Connection], T]) -> T:
         return self._executor.submit(self._call, work).result()
 
@@ -311,13 +316,19 @@ class Database(ABC):
 
 
 class SqliteDatabase(Database):
-    """One connection on one dedicated thread: SQLite serialises writes anyway."""
+    """One connection on one dedicated thread for everything that may write: SQLite
+    serialises writes anyway. A second, read-only one on a thread of its own for `read`: in
+    WAL mode a reader sees every committed write and never waits for one, so a signed-in
+    request is not queued behind sign-ins' durable commits (B2, bench/)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = str(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: SqliteConnection | None = None
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
+        self._reader: SqliteConnection | None = None
+        self._read_handback = HandBack(self._reads)
 
     def open_sync(self, *, migrate: bool = True) -> None:
         from tfa_server.storage import schema
@@ -327,7 +338,21 @@ class SqliteDatabase(Database):
             if migrate:
                 schema.migrate(self._conn)
 
+        def _open_reader() -> None:
+            raw = connect_sqlite(self.path)
+            raw.execute("PRAGMA query_only = ON")
+            self._reader = SqliteConnection(raw)
+
         self._executor.submit(_open).result()
+        self._reads.submit(_open_reader).result()
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        return await self._read_handback.run(lambda: self._read(work))
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        if self._reader is None:
+            raise RuntimeError("database is not open")
+        return work(self._reader)
 
     def _call(self, work: Callable[[Connection], T]) -> T:
         if self._conn is None:
@@ -346,6 +371,13 @@ class SqliteDatabase(Database):
                 self._conn.raw.close()
                 self._conn = None
 
+        def _close_reader() -> None:
+            if self._reader is not None:
+                self._reader.raw.close()
+                self._reader = None
+
+        self._reads.submit(_close_reader).result()
+        self._reads.shutdown(wait=True)
         self._executor.submit(_close).result()
         self._executor.shutdown(wait=True)
 
