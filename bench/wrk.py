@@ -41,13 +41,20 @@ class Load:
         return self.requests / self.seconds
 
 
-def _lua(method: str, headers: dict[str, str], body: bytes | None) -> str:
+def _lua(method: str, headers: dict[str, str], body: bytes | None, extra: str | None) -> str:
     lines = [f'wrk.method = "{method}"']
     for name, value in headers.items():
         lines.append(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}")
     if body is not None:
         lines.append(f"wrk.body = {json.dumps(body.decode())}")
+    if extra is not None:
+        lines.append(extra)
     return "\n".join(lines) + "\n" + _REPORT
+
+
+def lua_string(text: str) -> str:
+    """A Lua string literal (JSON's escapes are Lua's for what we send)."""
+    return json.dumps(text)
 
 
 def wrk(
@@ -59,14 +66,18 @@ def wrk(
     method: str = "GET",
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
+    lua: str | None = None,
 ) -> Load:
     """Keep-alive load on one URL for `seconds`; fails when a request was refused or lost, so
-    a figure never counts error answers as throughput."""
+    a figure never counts error answers as throughput. `lua` is more of wrk's script after
+    method, headers and body are set: e.g. a `request()` that varies each request (it may
+    use `wrk.format(method, path, headers, body)`; nil arguments take the values above),
+    and `setup(thread)` / `init(args)` to give each of wrk's threads its own share."""
     tool = shutil.which("wrk")
     if tool is None:
         raise WrkMissing("wrk is not installed (Debian package wrk)")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_lua(method, headers or {}, body))
+        script.write(_lua(method, headers or {}, body, lua))
     try:
         done = subprocess.run(  # noqa: S603 the wrk found on PATH
             [

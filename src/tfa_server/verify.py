@@ -9,7 +9,12 @@ name and address go beside it.
 from __future__ import annotations
 
 import math
+import os
 import secrets
+import socket
+import time
+import uuid
+from dataclasses import dataclass
 from ipaddress import ip_address
 
 from tfa_protocol import types as wire
@@ -21,7 +26,7 @@ from tfa_server.auth import (
     code_refusal,
     history_event,
 )
-from tfa_server.core import Core, Origin
+from tfa_server.core import LEASE_SECONDS, Core, Origin
 from tfa_server.crypto import token_digest
 from tfa_server.errors import (
     AccountDisabled,
@@ -29,17 +34,19 @@ from tfa_server.errors import (
     InvalidCredentials,
     InvalidRequest,
     PasswordChangeRequired,
+    TooManyAttempts,
     TotpNotEnabled,
     Unauthorized,
     UnknownUser,
 )
-from tfa_server.second_factor import Verdict, method_of
-from tfa_server.storage import history, policy, users
+from tfa_server.second_factor import Method, Verdict, check, method_of
+from tfa_server.storage import history, policy, throttles, users
 from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import services as service_rows
-from tfa_server.storage.database import Connection
+from tfa_server.storage.database import Connection, transaction
 from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.users import User
+from tfa_server.throttle import ThrottleState, address_retry_after, after_failure
 
 # Writing last-used on every call would cost a synced write per code check.
 _TOUCH_INTERVAL = 60.0
@@ -99,10 +106,24 @@ def _days(seconds: float) -> int:
     return max(1, math.ceil(seconds / 86400))
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What one code check in one transaction came to, raised or answered by the caller
+    once the transaction committed (so the history it wrote stays)."""
+
+    verdict: Verdict | None = None  # the code's, when it was checked
+    left: int | None = None  # recovery codes left, when accepted
+    refusal: str | None = None  # "account_disabled", "enrollment_required", "totp_not_enabled"
+    wait: float | None = None  # throttled: seconds to wait
+
+
 class Verify:
     def __init__(self, core: Core, sign_in: SignIn) -> None:
         self.core = core
         self.sign_in = sign_in
+        # The code-only check's own lease holder: never this process's sign-ins' (whose
+        # lease, if they hold it, must stop it), and gone again in the same transaction.
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:verify:{uuid.uuid4().hex[:8]}"
 
     def _setup_hint(self) -> str:
         url = self.core.settings.public_url
@@ -163,6 +184,15 @@ class Verify:
     ) -> wire.Verified:
         """The code (and the password, when given) under the sign-in's rules: its throttles,
         one step either side, every code spent once wherever it was used."""
+        if password is None:
+            name = canonical_username(username)
+            if not USERNAME.fullmatch(name):
+                raise UnknownUser(f"There is no tfa account '{username[:64]}'.")
+            checked = await self.core.db.run(
+                lambda conn: self._code_at_once(conn, name, code, origin)
+            )
+            if checked is not None:
+                return self._answer(checked, username, method_of(code, self.core))
         core = self.core
         user = await self._user(username)
         async with core.account_locks.hold(user.username):
@@ -207,13 +237,104 @@ class Verify:
             return wire.Verified("allow", method, left)
         raise code_refusal(verdict, method)
 
+    def _code_at_once(
+        self, conn: Connection, name: str, code: str, origin: Origin
+    ) -> _Checked | None:
+        """A code without a password, all in one write transaction: what the slow path does
+        in four (lease, throttle gate, spend, lease back) under the account's lease, here
+        under the database's write lock, which serialises every check of every instance the
+        same way. None, having written nothing, when another request holds the account's
+        lease (a sign-in hashing a password read its throttle state and will write it):
+        the caller then queues for the lease like every other request.
+
+        The same rules in the same order: disabled, no 2FA, throttled (account or address),
+        then the code; a wrong code counts against the account and the address, a reused one
+        against neither, a right one clears the account's failures."""
+        core = self.core
+        rules = core.settings.throttle
+        with transaction(conn):
+            user = users.by_name(conn, name)
+            if user is None:
+                return _Checked(refusal="unknown_user")
+            wall = time.time()  # leases outlive no process: wall time, not the policy clock
+            if not throttles.acquire_lease(
+                conn, user.username, self._holder, wall, wall + LEASE_SECONDS
+            ):
+                return None
+            throttles.release_lease(conn, user.username, self._holder)
+            now = core.now()
+
+            def record(ok: bool, method: str | None, reason: str | None = None) -> None:
+                entry = history_event(user, "", origin, "verify", ok, method, reason)
+                history.record(conn, entry, now)
+
+            if user.disabled_at is not None:
+                record(False, None, "account_disabled")
+                return _Checked(refusal="account_disabled")
+            if not user.totp_enabled:
+                deadline = policy.load(conn).enrollment_deadline()
+                reason = (
+                    "enrollment_required"
+                    if deadline is not None and deadline <= now
+                    else "totp_not_enabled"
+                )
+                record(False, None, reason)
+                return _Checked(refusal=reason)
+            method: Method = method_of(code, core)
+            recent = throttles.address_failures(conn, origin.ip, now - rules.ip_window)
+            waits = [
+                wait
+                for wait in (
+                    user.throttle.retry_after(now),
+                    address_retry_after(recent, now, rules),
+                )
+                if wait is not None
+            ]
+            if waits:
+                entry = history_event(
+                    user, user.username, origin, "verify", False, method, "throttled"
+                )
+                history.record_refusal(conn, entry, now, rules.refusal_bucket)
+                return _Checked(wait=max(waits))
+            verdict = check(conn, core, user.id, code, method)
+            if verdict is Verdict.ACCEPTED:
+                users.save_throttle(conn, user.id, ThrottleState())
+                record(True, method)
+                left = factor_rows.recovery_codes_left(conn, user.id)
+                return _Checked(verdict=verdict, left=left)
+            if verdict is Verdict.WRONG:
+                throttles.add_address_failure(conn, origin.ip, now)
+                users.save_throttle(conn, user.id, after_failure(user.throttle, now, rules))
+            record(False, method, verdict.value)
+            return _Checked(verdict=verdict)
+
+    def _answer(self, checked: _Checked, username: str, method: Method) -> wire.Verified:
+        if checked.refusal == "unknown_user":
+            raise UnknownUser(f"There is no tfa account '{username[:64]}'.")
+        if checked.refusal == "account_disabled":
+            raise AccountDisabled(DISABLED)
+        if checked.refusal == "enrollment_required":
+            raise EnrollmentRequired(self._enroll_message())
+        if checked.refusal == "totp_not_enabled":
+            raise self._not_enabled()
+        if checked.wait is not None:
+            raise TooManyAttempts(checked.wait)
+        assert checked.verdict is not None
+        if checked.verdict is Verdict.ACCEPTED:
+            assert checked.left is not None
+            return wire.Verified("allow", method, checked.left)
+        raise code_refusal(checked.verdict, method)
+
+    def _not_enabled(self) -> TotpNotEnabled:
+        return TotpNotEnabled(
+            "Two-factor authentication is not set up for this account, so there is no code to"
+            f" check. Set it up from any terminal: {self._setup_hint()}"
+        )
+
     async def _refuse_without_2fa(self, user: User, origin: Origin) -> None:
         deadline = await self.core.db.run(lambda conn: policy.load(conn).enrollment_deadline())
         if deadline is not None and deadline <= self.core.now():
             await self._record(user, origin, "verify", False, reason="enrollment_required")
             raise EnrollmentRequired(self._enroll_message())
         await self._record(user, origin, "verify", False, reason="totp_not_enabled")
-        raise TotpNotEnabled(
-            "Two-factor authentication is not set up for this account, so there is no code to"
-            f" check. Set it up from any terminal: {self._setup_hint()}"
-        )
+        raise self._not_enabled()

@@ -1,0 +1,185 @@
+"""B1: password-step sign-in throughput (POST /api/v1/login with the right password) over many
+accounts, from 4 x CPU-count concurrent clients (wrk, a Lua request() turning the name over the
+accounts), beside the hardware's own limit: raw Argon2id verifications per second with the
+server's parameters (tfa_server.config's defaults, the same PasswordHasher settings) on
+CPU-count threads, in a process of its own, no HTTP. The two are measured in turn, in a rotated
+order, so drift hits both alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from .harness import BACKEND_NAMES, Context, Row, median, ratio_row
+from .servers import PASSWORD, Process, prepare, tfa_server
+from .wrk import Load, lua_string, wrk
+
+ID = "B1"
+WHAT = "password-step sign-in throughput, many accounts, 4 x CPU-count clients"
+TOOLS = ("wrk",)
+
+# Every wrk thread starts at its own place in the account list, and each request takes the
+# next name, so concurrent sign-ins are for different accounts, as from many people.
+_ROTATE = """
+local accounts = {accounts}
+local password = {password}  -- as JSON, quotes included
+local threads = 0
+local place = 0
+wrk.headers["Content-Type"] = "application/json"
+setup = function(thread)
+  thread:set("first", threads * 7919)
+  threads = threads + 1
+end
+init = function(args)
+  place = first or 0
+end
+request = function()
+  place = place + 1
+  local body = '{{"username": "user' .. (place % accounts) .. '", "password": ' .. password .. '}}'
+  return wrk.format("POST", nil, nil, body)
+end
+"""
+
+# The baseline: a process of its own (no GIL shared with anything), CPU-count threads each
+# verifying the right password against the production hash for a while.
+_RAW_ARGON2 = """
+import json, os, sys, threading, time
+from argon2 import PasswordHasher, Type
+from tfa_server.config import PasswordHashing
+cost = PasswordHashing()
+hasher = PasswordHasher(time_cost=cost.time_cost, memory_cost=cost.memory_kib,
+                        parallelism=cost.parallelism, type=Type.ID)
+password = sys.argv[2]
+stored = hasher.hash(password)
+seconds = float(sys.argv[1])
+counts = []
+def work(counts):
+    deadline = time.monotonic() + seconds
+    done = 0
+    while time.monotonic() < deadline:
+        assert hasher.verify(stored, password)
+        done += 1
+    counts.append((done, time.monotonic()))
+threads = [threading.Thread(target=work, args=(counts,)) for _ in range(os.cpu_count() or 1)]
+started = time.monotonic()
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+elapsed = max(end for _, end in counts) - started
+print(json.dumps({"verifications": sum(done for done, _ in counts), "seconds": elapsed}))
+"""
+
+
+def clients() -> int:
+    return 4 * (os.cpu_count() or 1)
+
+
+def rotating_sign_ins(accounts: int) -> str:
+    """wrk's script for sign-ins of user0 .. user{accounts - 1} in turn."""
+    return _ROTATE.format(accounts=accounts, password=lua_string(json.dumps(PASSWORD)))
+
+
+def raw_argon2(seconds: float) -> float:
+    """Argon2id verifications per second with the server's parameters, CPU-count threads."""
+    done = subprocess.run(  # noqa: S603 our own interpreter
+        [sys.executable, "-c", _RAW_ARGON2, str(seconds), PASSWORD],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = json.loads(done.stdout)
+    return float(seen["verifications"]) / float(seen["seconds"])
+
+
+def sign_in_load(server: Process, accounts: int, seconds: float) -> Load:
+    """B1's load: right-password sign-ins over the accounts from 4 x CPU-count clients."""
+    return wrk(
+        f"{server.url}/api/v1/login",
+        seconds=seconds,
+        connections=clients(),
+        threads=min(2, clients()),
+        method="POST",
+        lua=rotating_sign_ins(accounts),
+    )
+
+
+class Background:
+    """sign_in_load in a thread: B2 measures beside it."""
+
+    def __init__(self, server: Process, accounts: int, seconds: float) -> None:
+        self.load: Load | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(server, accounts, seconds), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, server: Process, accounts: int, seconds: float) -> None:
+        try:
+            self.load = sign_in_load(server, accounts, seconds)
+        except BaseException as exc:  # handed to the caller by result()
+            self.error = exc
+
+    def result(self) -> Load:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.load is not None
+        return self.load
+
+
+def refusals(log: Path) -> int:
+    """Sign-ins the server's access log shows refused (throttled or over a limit)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return sum(1 for line in text.splitlines() if "/api/v1/login" in line and " 429 " in line)
+
+
+def run(ctx: Context) -> list[Row]:
+    rows = []
+    seconds = ctx.seconds(10, 1)
+    accounts = ctx.size(1000, 20)
+    for backend in ctx.backends:
+        label = BACKEND_NAMES[backend]
+        ours: list[float] = []
+        raw: list[float] = []
+        with (
+            ctx.database(backend, "b1") as db,
+            ctx.scratch(f"b1-{backend}") as folder,
+        ):
+            key = prepare(db, folder / "setup", accounts)
+            with tfa_server(db, key, folder / "server") as server:
+                sign_in_load(server, accounts, 1)  # warm-up
+                for number in range(ctx.runs):
+                    for turn in ("ours", "raw") if number % 2 == 0 else ("raw", "ours"):
+                        if turn == "ours":
+                            load = sign_in_load(server, accounts, seconds)
+                            ours.append(load.per_second)
+                            ctx.log(
+                                f"  sign-in: {load.per_second:,.1f}/s, p50 {load.p50_ms:.0f} ms,"
+                                f" p99 {load.p99_ms:.0f} ms"
+                            )
+                        else:
+                            raw.append(raw_argon2(seconds))
+                            ctx.log(f"  raw Argon2id: {raw[-1]:,.1f}/s")
+                refused = refusals(server.log)
+        figure, base = median(ours), median(raw)
+        note = f"{accounts:,} accounts, {clients()} clients, wrk"
+        if refused:
+            note += f"; {refused} sign-ins refused (429) in the server log"
+        rows.append(
+            ratio_row(
+                ID,
+                WHAT,
+                label,
+                (figure, f"{figure:,.1f} sign-ins/s"),
+                (base, f"raw Argon2id verify, {os.cpu_count()} threads: {base:,.1f}/s"),
+                (">=", 0.9),
+                note,
+            )
+        )
+    return rows
