@@ -42,6 +42,12 @@ class TestSearch:
         assert await _names(client, auth, q="ALI") == ["alice", "alicia", "malice"]
         assert await _names(client, auth, q="lic") == ["alice", "alicia", "malice"]
         assert await _names(client, auth, q="zzz") == []
+        # Longer than the parts kept of names (3 characters): every part must be there, in order.
+        assert await _names(client, auth, q="alic") == ["alice", "alicia", "malice"]
+        assert await _names(client, auth, q="malice") == ["malice"]
+        assert await _names(client, auth, q="licia") == ["alicia"]
+        assert await _names(client, auth, q="alicb") == []
+        assert await _names(client, auth, q="icea") == []
         # An empty q is no filter, as every empty query value is.
         assert await _names(client, auth, q="") == ["alice", "alicia", "bob", "malice", "root"]
 
@@ -260,7 +266,7 @@ class TestQueryPlan:
     # PostgreSQL schema gives the name the same UNIQUE index (users_username_key) to walk.
     @sqlite_only
     @pytest.mark.parametrize(
-        "where", [{}, {"contains": "user1"}, {"locked": True}, {"two_factor": False}]
+        "where", [{}, {"contains": "user0"}, {"locked": True}, {"two_factor": False}]
     )
     def test_a_page_walks_the_name_index_without_sorting(
         self, many: SqliteConnection, where: dict[str, Any]
@@ -269,6 +275,17 @@ class TestQueryPlan:
         plan = self._plan(many, **where)
         assert any("sqlite_autoindex_users" in step for step in plan), plan
         assert not any("TEMP B-TREE" in step for step in plan), plan
+
+    @sqlite_only
+    @pytest.mark.parametrize("term", ["user1", "zq", "01999", "x"])
+    def test_a_rare_term_starts_from_the_parts_of_names(
+        self, many: SqliteConnection, term: str
+    ) -> None:
+        """A term in few names (none here, or one) is looked up in name_parts and only those
+        names are sorted, instead of a walk over every name (issue 17, B8)."""
+        plan = self._plan(many, contains=term)
+        assert any("name_parts USING PRIMARY KEY (part=?)" in step for step in plan), plan
+        assert not any(step.startswith("SCAN u") for step in plan), plan
 
     def test_names_are_stored_in_lower_case(self) -> None:
         """The search lower-cases q and compares exactly: true only while names are lower."""

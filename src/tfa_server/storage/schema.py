@@ -274,7 +274,76 @@ CREATE TABLE account_leases (
 )
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+
+NAME_LENGTH = 64  # auth.USERNAME: names are at most 64 characters
+PART_LENGTH = 3  # the longest part kept: a longer term is looked up by its rarest 3 characters
+
+
+def name_parts(name: str, user_id: str) -> str:
+    """A SELECT of the distinct parts (1 to PART_LENGTH characters) of the name `name` (an
+    SQL expression) with `user_id` beside each, both backends alike."""
+    return (
+        f"SELECT DISTINCT substr({name}, p.n, w.n), {user_id}"  # noqa: S608 fixed text
+        f" FROM name_numbers p, name_numbers w"
+        f" WHERE w.n <= {PART_LENGTH} AND p.n + w.n - 1 <= length({name})"
+    )
+
+
+def forget_name_parts(name: str, user_id: str) -> str:
+    return (
+        f"DELETE FROM name_parts WHERE user_id = {user_id}"  # noqa: S608 fixed text
+        f" AND part IN (SELECT substr({name}, p.n, w.n) FROM name_numbers p, name_numbers w"
+        f" WHERE w.n <= {PART_LENGTH} AND p.n + w.n - 1 <= length({name}))"
+    )
+
+
+def name_parts_backfill() -> str:
+    """Every account's parts, for accounts already there."""
+    parts = name_parts("u.username", "u.id").replace(" FROM ", " FROM users u, ", 1)
+    return f"INSERT INTO name_parts (part, user_id) {parts}"
+
+
+NAME_NUMBERS = ", ".join(f"({n})" for n in range(1, NAME_LENGTH + 1))
+
+# Issue 17: searching the accounts list for a part of a name without a walk over every name.
+# name_parts holds every distinct piece of one to three characters of every name (about 24
+# rows for a 9-character name), kept by triggers on users in the statement that writes the
+# account, so a term of up to three characters is one index range, and a longer one is
+# looked up by its rarest three characters and then checked whole (users.page). The rows go
+# by trigger too, by their own key: no index by account is needed. name_numbers is 1..64, the
+# positions in a name (SQLite allows no WITH in a trigger).
+# And one account's or one name's refused (or successful) attempts, newest first: with only
+# (user_id, id) and (success, id) SQLite, which has no statistics, walks every refused
+# attempt of everyone looking for the account's few, and PostgreSQL's generic plan (psycopg
+# prepares a statement run five times) reads all of a busy name's rows and sorts them. An
+# index on both equalities then the id answers a page by reading the page (B4).
+_V7 = f"""
+CREATE TABLE name_numbers (n INTEGER PRIMARY KEY);
+INSERT INTO name_numbers (n) VALUES {NAME_NUMBERS};
+CREATE TABLE name_parts (
+    part TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    PRIMARY KEY (part, user_id)
+) WITHOUT ROWID;
+CREATE INDEX history_by_user_result ON login_history (user_id, success, id);
+CREATE INDEX history_by_name_result ON login_history (username, success, id);
+CREATE TRIGGER name_parts_of_new_account AFTER INSERT ON users
+BEGIN
+    INSERT INTO name_parts (part, user_id) {name_parts("NEW.username", "NEW.id")};
+END;
+CREATE TRIGGER name_parts_of_renamed_account AFTER UPDATE OF username ON users
+BEGIN
+    {forget_name_parts("OLD.username", "OLD.id")};
+    INSERT INTO name_parts (part, user_id) {name_parts("NEW.username", "NEW.id")};
+END;
+CREATE TRIGGER name_parts_of_deleted_account AFTER DELETE ON users
+BEGIN
+    {forget_name_parts("OLD.username", "OLD.id")};
+END;
+{name_parts_backfill()}
+"""  # noqa: S608 fixed text
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 LATEST = len(MIGRATIONS)
 
 

@@ -9,7 +9,16 @@ compares them, so the users list pages by name the same way whatever the server'
 
 from __future__ import annotations
 
-from tfa_server.storage.schema import BUCKET_SECONDS, FAILED, SUCCEEDED, backfill
+from tfa_server.storage.schema import (
+    BUCKET_SECONDS,
+    FAILED,
+    NAME_NUMBERS,
+    SUCCEEDED,
+    backfill,
+    forget_name_parts,
+    name_parts,
+    name_parts_backfill,
+)
 
 _V1 = """
 CREATE TABLE users (
@@ -211,4 +220,34 @@ CREATE TABLE account_leases (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# schema.py's version 7: the parts of names, kept by PL/pgSQL triggers by the same text.
+_V7 = f"""
+CREATE TABLE name_numbers (n integer PRIMARY KEY);
+INSERT INTO name_numbers (n) VALUES {NAME_NUMBERS};
+CREATE TABLE name_parts (
+    part text COLLATE "C" NOT NULL,
+    user_id bigint NOT NULL,
+    PRIMARY KEY (part, user_id)
+);
+CREATE INDEX history_by_user_result ON login_history (user_id, success, id);
+CREATE INDEX history_by_name_result ON login_history (username, success, id);
+CREATE FUNCTION name_parts_of_account() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        {forget_name_parts("OLD.username", "OLD.id")};
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO name_parts (part, user_id) {name_parts("NEW.username", "NEW.id")};
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER name_parts_of_new_account AFTER INSERT ON users FOR EACH ROW
+    EXECUTE FUNCTION name_parts_of_account();
+CREATE TRIGGER name_parts_of_renamed_account AFTER UPDATE OF username ON users FOR EACH ROW
+    EXECUTE FUNCTION name_parts_of_account();
+CREATE TRIGGER name_parts_of_deleted_account AFTER DELETE ON users FOR EACH ROW
+    EXECUTE FUNCTION name_parts_of_account();
+{name_parts_backfill()};
+"""  # noqa: S608 fixed text
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfa_server.storage.database import Connection, Row
+from tfa_server.storage.schema import PART_LENGTH
 from tfa_server.throttle import ThrottleState
 
 
@@ -129,14 +130,42 @@ class UserFilter:
     disabled: bool | None = None
 
 
+# A search term in at most this many names is looked up in name_parts; one in more is found
+# by walking the names in order, which then fills a page soon.
+FEW_NAMES = 1000
+
+
+def _rarest_part(conn: Connection, term: str) -> tuple[str, int]:
+    """The part of `term` (itself when short, else its rarest piece of PART_LENGTH characters)
+    in the fewest names, and in how many, counted up to FEW_NAMES + 1."""
+    if len(term) <= PART_LENGTH:
+        pieces = [term]
+    else:
+        pieces = sorted({term[i : i + PART_LENGTH] for i in range(len(term) - PART_LENGTH + 1)})
+    rarest = (term, FEW_NAMES + 1)
+    for piece in pieces:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM name_parts WHERE part = $1 LIMIT $2) AS found",
+            (piece, FEW_NAMES + 1),
+        ).fetchone()
+        if int(row[0]) < rarest[1]:
+            rarest = (piece, int(row[0]))
+            if not rarest[1]:
+                break
+    return rarest
+
+
 def page(
     conn: Connection, limit: int, after: str | None, where: UserFilter, now: float
 ) -> list[User]:
     """Accounts in name order after `after`: a walk along the name index (UNIQUE) that stops
     after `limit` matches, so a page costs the rows it passes, never a sort of them all.
-    The name part is found by position, not LIKE: '%' and '_' in it are plain characters."""
+    The name part is found by position, not LIKE: '%' and '_' in it are plain characters.
+    A part in few names (name_parts) starts from those names instead and sorts them: a rare
+    term would otherwise walk every name."""
     clauses: list[str] = []
     params: list[object] = []
+    few = ""
 
     def param(value: object) -> str:
         params.append(value)
@@ -146,6 +175,10 @@ def page(
         clauses.append(f"u.username > {param(after)}")
     if where.contains:
         clauses.append(f"{conn.dialect.position('u.username', param(where.contains))} > 0")
+        part, count = _rarest_part(conn, where.contains)
+        if count <= FEW_NAMES:
+            few = f"u.id IN (SELECT user_id FROM name_parts WHERE part = {param(part)})"  # noqa: S608 fixed text
+            clauses.append(few)
     flags = (
         (where.admin, "u.is_admin = 1"),
         (where.two_factor, "t.enabled_at IS NOT NULL"),
@@ -159,10 +192,20 @@ def page(
                 test = test.format(now=param(now))
             clauses.append(test if wanted else f"NOT ({test})")
     where_sql = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = conn.execute(
-        _SELECT + where_sql + f" ORDER BY u.username LIMIT {param(limit)}",
-        params,
-    )
+    order = f" ORDER BY u.username LIMIT {param(limit)}"
+    if few:
+        # The few names are sorted by name alone, and only the page's accounts read whole
+        # (a sort of whole rows would compute every candidate's recovery codes first).
+        names = (
+            "SELECT u.id FROM users u LEFT JOIN totp_secrets t ON t.user_id = u.id"  # noqa: S608 fixed clauses
+            + where_sql
+        )
+        rows = conn.execute(
+            f"{_SELECT} WHERE u.id IN ({names}{order}) ORDER BY u.username",
+            params,
+        )
+    else:
+        rows = conn.execute(_SELECT + where_sql + order, params)
     return [_user(row) for row in rows]
 
 
