@@ -135,10 +135,7 @@ async def resolve(
             return None
         return Caller(session, user, current)
 
-    restrict = touch = False
-
-    def _update(conn: Connection) -> Caller:
-        assert found is not None
+    def _update(conn: Connection, found: Caller, restrict: bool, touch: bool) -> Caller:
         session = found.session
         if restrict:
             session = _restrict(conn, session, now, origin)
@@ -154,7 +151,8 @@ async def resolve(
     restrict = found.session.kind == "full" and _must_enroll(found.policy, found.user, now)
     touch = now - found.session.last_seen_at >= rules.touch_interval
     if restrict or touch:
-        found = await core.db.run(_update)
+        read = found
+        found = await core.db.run(lambda conn: _update(conn, read, restrict, touch))
     kind = found.session.kind
     if RANK[kind] >= RANK[least]:
         return found

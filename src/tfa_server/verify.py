@@ -102,6 +102,16 @@ def end_user_origin(service: ServiceRow, remote_ip: str | None, peer: str, agent
     return Origin(remote_ip or peer, agent, service=service.name, service_ip=peer)
 
 
+def _unknown(username: str) -> UnknownUser:
+    return UnknownUser(f"There is no tfa account '{username[:64]}'.")
+
+
+def _without_2fa(deadline: float | None, now: float) -> str:
+    """Why a code cannot be checked for an account without 2FA: the policy's deadline has
+    passed (enrollment_required) or not (totp_not_enabled)."""
+    return "enrollment_required" if deadline is not None and deadline <= now else "totp_not_enabled"
+
+
 def _days(seconds: float) -> int:
     return max(1, math.ceil(seconds / 86400))
 
@@ -135,7 +145,7 @@ class Verify:
         if USERNAME.fullmatch(name):
             user = await self.core.db.run(lambda conn: users.by_name(conn, name))
         if user is None:
-            raise UnknownUser(f"There is no tfa account '{username[:64]}'.")
+            raise _unknown(username)
         return user
 
     async def _record(self, user: User, origin: Origin, event: str, ok: bool, **kw: str) -> None:
@@ -187,7 +197,7 @@ class Verify:
         if password is None:
             name = canonical_username(username)
             if not USERNAME.fullmatch(name):
-                raise UnknownUser(f"There is no tfa account '{username[:64]}'.")
+                raise _unknown(username)
             checked = await self.core.db.run(
                 lambda conn: self._code_at_once(conn, name, code, origin)
             )
@@ -272,12 +282,7 @@ class Verify:
                 record(False, None, "account_disabled")
                 return _Checked(refusal="account_disabled")
             if not user.totp_enabled:
-                deadline = policy.load(conn).enrollment_deadline()
-                reason = (
-                    "enrollment_required"
-                    if deadline is not None and deadline <= now
-                    else "totp_not_enabled"
-                )
+                reason = _without_2fa(policy.load(conn).enrollment_deadline(), now)
                 record(False, None, reason)
                 return _Checked(refusal=reason)
             method: Method = method_of(code, core)
@@ -310,13 +315,11 @@ class Verify:
 
     def _answer(self, checked: _Checked, username: str, method: Method) -> wire.Verified:
         if checked.refusal == "unknown_user":
-            raise UnknownUser(f"There is no tfa account '{username[:64]}'.")
+            raise _unknown(username)
         if checked.refusal == "account_disabled":
             raise AccountDisabled(DISABLED)
-        if checked.refusal == "enrollment_required":
-            raise EnrollmentRequired(self._enroll_message())
-        if checked.refusal == "totp_not_enabled":
-            raise self._not_enabled()
+        if checked.refusal is not None:  # enrollment_required, totp_not_enabled
+            raise self._without_2fa_error(checked.refusal)
         if checked.wait is not None:
             raise TooManyAttempts(checked.wait)
         assert checked.verdict is not None
@@ -325,7 +328,10 @@ class Verify:
             return wire.Verified("allow", method, checked.left)
         raise code_refusal(checked.verdict, method)
 
-    def _not_enabled(self) -> TotpNotEnabled:
+    def _without_2fa_error(self, reason: str) -> EnrollmentRequired | TotpNotEnabled:
+        """The refusal of a code for an account without 2FA, for `_without_2fa`'s reason."""
+        if reason == "enrollment_required":
+            return EnrollmentRequired(self._enroll_message())
         return TotpNotEnabled(
             "Two-factor authentication is not set up for this account, so there is no code to"
             f" check. Set it up from any terminal: {self._setup_hint()}"
@@ -333,8 +339,6 @@ class Verify:
 
     async def _refuse_without_2fa(self, user: User, origin: Origin) -> None:
         deadline = await self.core.db.run(lambda conn: policy.load(conn).enrollment_deadline())
-        if deadline is not None and deadline <= self.core.now():
-            await self._record(user, origin, "verify", False, reason="enrollment_required")
-            raise EnrollmentRequired(self._enroll_message())
-        await self._record(user, origin, "verify", False, reason="totp_not_enabled")
-        raise self._not_enabled()
+        reason = _without_2fa(deadline, self.core.now())
+        await self._record(user, origin, "verify", False, reason=reason)
+        raise self._without_2fa_error(reason)
