@@ -71,7 +71,8 @@ for thread in threads:
 for thread in threads:
     thread.join()
 elapsed = max(end for _, end in counts) - started
-print(json.dumps({"verifications": sum(done for done, _ in counts), "seconds": elapsed}))
+done = sum(done for done, _ in counts)
+print(json.dumps({"verifications": done, "seconds": elapsed, "cpu": time.process_time()}))
 """
 
 
@@ -84,8 +85,9 @@ def rotating_sign_ins(accounts: int) -> str:
     return _ROTATE.format(accounts=accounts, password=lua_string(json.dumps(PASSWORD)))
 
 
-def raw_argon2(seconds: float) -> float:
-    """Argon2id verifications per second with the server's parameters, CPU-count threads."""
+def raw_argon2(seconds: float) -> tuple[float, float]:
+    """Argon2id verifications per second with the server's parameters on CPU-count threads,
+    and the CPU each verification took (seconds)."""
     done = subprocess.run(  # noqa: S603 our own interpreter
         [sys.executable, "-c", _RAW_ARGON2, str(seconds), PASSWORD],
         capture_output=True,
@@ -93,7 +95,8 @@ def raw_argon2(seconds: float) -> float:
         check=True,
     )
     seen = json.loads(done.stdout)
-    return float(seen["verifications"]) / float(seen["seconds"])
+    verifications = float(seen["verifications"])
+    return verifications / float(seen["seconds"]), float(seen["cpu"]) / verifications
 
 
 def sign_in_load(server: Process, accounts: int, seconds: float) -> Load:
@@ -140,13 +143,19 @@ def refusals(log: Path) -> int:
 
 
 def run(ctx: Context) -> list[Row]:
+    """Sign-ins and raw hashing in adjacent pairs, turn about: this machine's speed drifts by
+    a fifth within minutes, so each pair's ratio is taken side by side and the row reports
+    their median (and the CPU each sign-in cost the server beside each raw verification's)."""
     rows = []
-    seconds = ctx.seconds(10, 1)
+    seconds = ctx.seconds(6, 1)
     accounts = ctx.size(1000, 20)
+    pairs = 2 * ctx.runs
     for backend in ctx.backends:
         label = BACKEND_NAMES[backend]
         ours: list[float] = []
         raw: list[float] = []
+        ours_cpu: list[float] = []
+        raw_cpu: list[float] = []
         with (
             ctx.database(backend, "b1") as db,
             ctx.scratch(f"b1-{backend}") as folder,
@@ -154,21 +163,31 @@ def run(ctx: Context) -> list[Row]:
             key = prepare(db, folder / "setup", accounts)
             with tfa_server(db, key, folder / "server") as server:
                 sign_in_load(server, accounts, 1)  # warm-up
-                for number in range(ctx.runs):
+                for number in range(pairs):
                     for turn in ("ours", "raw") if number % 2 == 0 else ("raw", "ours"):
                         if turn == "ours":
+                            before = server.cpu_seconds()
                             load = sign_in_load(server, accounts, seconds)
+                            spent = server.cpu_seconds() - before
                             ours.append(load.per_second)
+                            ours_cpu.append(spent / max(1, load.requests))
                             ctx.log(
                                 f"  sign-in: {load.per_second:,.1f}/s, p50 {load.p50_ms:.0f} ms,"
-                                f" p99 {load.p99_ms:.0f} ms"
+                                f" p99 {load.p99_ms:.0f} ms, {ours_cpu[-1] * 1000:.1f} ms CPU"
                             )
                         else:
-                            raw.append(raw_argon2(seconds))
-                            ctx.log(f"  raw Argon2id: {raw[-1]:,.1f}/s")
+                            rate, cpu = raw_argon2(seconds)
+                            raw.append(rate)
+                            raw_cpu.append(cpu)
+                            ctx.log(f"  raw Argon2id: {rate:,.1f}/s, {cpu * 1000:.1f} ms CPU")
                 refused = refusals(server.log)
         figure, base = median(ours), median(raw)
-        note = f"{accounts:,} accounts, {clients()} clients, wrk"
+        side_by_side = median([mine / theirs for mine, theirs in zip(ours, raw, strict=True)])
+        note = (
+            f"{accounts:,} accounts, {clients()} clients, wrk; median of {pairs} adjacent"
+            f" pairs' ratios; server CPU per sign-in {median(ours_cpu) * 1000:.1f} ms"
+            f" (every thread) against {median(raw_cpu) * 1000:.1f} ms per raw verification"
+        )
         if refused:
             note += f"; {refused} sign-ins refused (429) in the server log"
         rows.append(
@@ -180,6 +199,7 @@ def run(ctx: Context) -> list[Row]:
                 (base, f"raw Argon2id verify, {os.cpu_count()} threads: {base:,.1f}/s"),
                 (">=", 0.9),
                 note,
+                ratio=side_by_side,
             )
         )
     return rows

@@ -122,13 +122,16 @@ def ratio_row(
     note: str = "",
     *,
     limit: tuple[str, float, Literal[">=", "<="], float, str] | None = None,
+    ratio: float | None = None,
 ) -> Row:
     """A row whose verdict is figure/baseline against `target`, and, where the issue also sets
     an absolute bound, `limit` = (name, value, op, bound, unit), e.g. ("p99", 4.2, "<=", 10,
-    "ms"): met only when both hold."""
+    "ms"): met only when both hold. `ratio`, when given, is the median of ratios taken in
+    pairs (where the machine drifts between runs) rather than figure/baseline."""
     value, label = figure
     base_value, base_label = baseline
-    ratio = value / base_value if base_value else float("inf")
+    if ratio is None:
+        ratio = value / base_value if base_value else float("inf")
     parts, met = [], True
     if target is not None:
         op, bound = target

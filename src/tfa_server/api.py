@@ -186,7 +186,7 @@ class Api:
         if result.status == "password_change_required":
             challenged = wire.Challenged(result.username)
             return wire.PasswordChangeRequired(result.token, expires_at, challenged)
-        user = await self.account.user_view(result.user_id, result.session_id)
+        user = result.me or await self.account.user_view(result.user_id, result.session_id)
         if result.status == "enrollment_required":
             return wire.EnrollmentRequired(result.token, expires_at, user)
         left = result.recovery_codes_left

@@ -6,10 +6,11 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
-from tfa_server import sessions
+from tfa_protocol import types as wire
+from tfa_server import sessions, views
 from tfa_server.core import Core, Origin
 from tfa_server.errors import (
     AccountDisabled,
@@ -49,6 +50,8 @@ class SignedIn:
     username: str
     session_id: int
     recovery_codes_left: int | None = None
+    # The answer's account view, read in the sign-in's own transaction (one trip fewer).
+    me: wire.Me | None = None
 
 
 def code_refusal(verdict: Verdict, method: Method) -> CodeReused | InvalidCode:
@@ -64,6 +67,17 @@ def code_refusal(verdict: Verdict, method: Method) -> CodeReused | InvalidCode:
         if method == "totp"
         else "That recovery code is not right."
     )
+
+
+def with_view(conn: Connection, signed: SignedIn) -> SignedIn:
+    """The account view a signed-in answer carries, read in the caller's transaction; the
+    steps before a full sign-in show none of it."""
+    if signed.status not in ("authenticated", "enrollment_required"):
+        return signed
+    user = users.by_id(conn, signed.user_id)
+    assert user is not None
+    me = views.me(conn, user, session_rows.by_id(conn, signed.session_id))
+    return replace(signed, me=me)
 
 
 def canonical_username(name: str) -> str:
@@ -108,34 +122,45 @@ class SignIn:
         attempt against its address up front, so parallel guesses from one address cannot all
         slip under its limit: both in one write transaction, so every instance sees the same.
         Returns the counted failure's id, for `forgive` when the attempt proves no guess."""
-        core = self.core
-        now = core.now()
-        rules = core.settings.throttle
 
         def _gate(conn: Connection) -> tuple[float | None, int]:
             with transaction(conn):
-                state = user.throttle if user else throttles.name_state(conn, name)
-                name_wait = state.retry_after(now)
-                recent = throttles.address_failures(conn, origin.ip, now - rules.ip_window)
-                waits = [
-                    wait
-                    for wait in (name_wait, address_retry_after(recent, now, rules))
-                    if wait is not None
-                ]
-                if not waits:
-                    return None, throttles.add_address_failure(conn, origin.ip, now)
-                # A locked name keeps its own row (few names get locked: each needs failures
-                # the address limit allows); any other unknown name is counted under one
-                # shared name.
-                shown = name if user or name_wait is not None else history.UNKNOWN_NAMES
-                entry = history_event(user, shown, origin, event, False, method, "throttled")
-                history.record_refusal(conn, entry, now, rules.refusal_bucket)
-                return max(waits), 0
+                return self.gate(conn, user, name, origin, event, method)
 
-        wait, reserved = await core.db.run(_gate)
+        wait, reserved = await self.core.db.run(_gate)
         if wait is not None:
             raise TooManyAttempts(wait)
         return reserved
+
+    def gate(
+        self,
+        conn: Connection,
+        user: User | None,
+        name: str,
+        origin: Origin,
+        event: str,
+        method: str,
+    ) -> tuple[float | None, int]:
+        """refuse_if_throttled's writes, in the caller's transaction: the wait (with the
+        refusal recorded), or no wait and the address failure counted up front."""
+        now = self.core.now()
+        rules = self.core.settings.throttle
+        state = user.throttle if user else throttles.name_state(conn, name)
+        name_wait = state.retry_after(now)
+        recent = throttles.address_failures(conn, origin.ip, now - rules.ip_window)
+        waits = [
+            wait
+            for wait in (name_wait, address_retry_after(recent, now, rules))
+            if wait is not None
+        ]
+        if not waits:
+            return None, throttles.add_address_failure(conn, origin.ip, now)
+        # A locked name keeps its own row (few names get locked: each needs failures the
+        # address limit allows); any other unknown name is counted under one shared name.
+        shown = name if user or name_wait is not None else history.UNKNOWN_NAMES
+        entry = history_event(user, shown, origin, event, False, method, "throttled")
+        history.record_refusal(conn, entry, now, rules.refusal_bucket)
+        return max(waits), 0
 
     async def forgive(self, reserved: int) -> None:
         """Withdraw the address failure counted up front: the attempt was no wrong guess."""
@@ -147,20 +172,25 @@ class SignIn:
             await self.forgive(reserved)
 
     async def count_failure(self, user: User | None, name: str, entry: HistoryEvent) -> None:
-        core = self.core
-        now = core.now()
-        rules = core.settings.throttle
-
         def _write(conn: Connection) -> None:
             with transaction(conn):
-                if user is None:
-                    state = after_failure(throttles.name_state(conn, name), now, rules)
-                    throttles.save_name_state(conn, name, state)
-                else:
-                    users.save_throttle(conn, user.id, after_failure(user.throttle, now, rules))
-                history.record(conn, entry, now)
+                self.failure_writes(conn, user, name, entry)
 
-        await core.db.run(_write)
+        await self.core.db.run(_write)
+
+    def failure_writes(
+        self, conn: Connection, user: User | None, name: str, entry: HistoryEvent
+    ) -> None:
+        """A wrong password counted against its account (or unknown name) and recorded, in
+        the caller's transaction."""
+        now = self.core.now()
+        rules = self.core.settings.throttle
+        if user is None:
+            state = after_failure(throttles.name_state(conn, name), now, rules)
+            throttles.save_name_state(conn, name, state)
+        else:
+            users.save_throttle(conn, user.id, after_failure(user.throttle, now, rules))
+        history.record(conn, entry, now)
 
     async def verify_password(
         self, user: User | None, name: str, password: str, origin: Origin, event: str, reserved: int
@@ -184,57 +214,89 @@ class SignIn:
         return False
 
     async def _rehash_if_needed(self, user: User, password: str) -> None:
-        """A hash made with older or other Argon2 settings is replaced at its next right
-        password, so every account ends up costing what the settings say (and an unknown
-        name, checked against a dummy hash on the current settings, takes as long)."""
-        passwords = self.core.passwords
-        if not passwords.needs_rehash(user.password_hash):
+        new_hash = await self._new_hash(user, password)
+        if new_hash is None:
             return
-        new_hash = await passwords.hash(password)
 
         def _store(conn: Connection) -> None:
             users.replace_password_hash(conn, user.id, user.password_hash, new_hash)
 
         await self.core.db.run(_store)
 
+    async def _new_hash(self, user: User, password: str) -> str | None:
+        """A hash made with older or other Argon2 settings is replaced at its next right
+        password, so every account ends up costing what the settings say (and an unknown
+        name, checked against a dummy hash on the current settings, takes as long)."""
+        passwords = self.core.passwords
+        if not passwords.needs_rehash(user.password_hash):
+            return None
+        return await passwords.hash(password)
+
     async def login(self, username: str, password: str, origin: Origin) -> SignedIn:
+        """Two write transactions around the hash, one on each side: the lease, the account
+        and the throttle gate before it; the outcome recorded and the lease given back after.
+        (A sign-in is mostly hashing; on few cores every write is taken from it.)"""
         name = canonical_username(username)
         core = self.core
-        async with core.account_locks.hold(name):
-            user = None
-            if USERNAME.fullmatch(name):
-                user = await core.db.run(lambda conn: users.by_name(conn, name))
-            reserved = await self.refuse_if_throttled(user, name, origin, "password", "password")
-            if not await self.verify_password(user, name, password, origin, "password", reserved):
-                raise InvalidCredentials(WRONG_PASSWORD)
-            assert user is not None
-            user_id = user.id
+        well_formed = USERNAME.fullmatch(name) is not None
 
-            def _succeed(conn: Connection) -> SignedIn | None:
-                with transaction(conn):
-                    fresh = users.by_id(conn, user_id)
-                    assert fresh is not None
-                    now = core.now()
-                    if fresh.disabled_at is not None:
-                        # Only the right password learns this: a wrong one was refused above.
-                        entry = history_event(
-                            fresh, name, origin, "password", False, "password", "account_disabled"
-                        )
-                        history.record(conn, entry, now)
-                        return None
-                    signed = self.next_step(conn, fresh, origin)
-                    reason = None if signed.status == "authenticated" else signed.status
-                    history.record(
-                        conn,
-                        history_event(fresh, name, origin, "password", True, "password", reason),
-                        now,
-                    )
-                    return signed
+        def _first(conn: Connection) -> tuple[User | None, float | None, int]:
+            user = users.by_name(conn, name) if well_formed else None
+            return user, *self.gate(conn, user, name, origin, "password", "password")
 
-            signed = await core.db.run(_succeed)
+        async with core.account_locks.hold_with(name, _first) as (lease, first):
+            user, wait, reserved = first
+            if wait is not None:
+                raise TooManyAttempts(wait)
+            try:
+                if not await core.passwords.verify(user.password_hash if user else None, password):
+                    reason = "bad_password" if user else "unknown_user"
+                    entry = history_event(user, name, origin, "password", False, "password", reason)
+                    await lease.last(lambda conn: self.failure_writes(conn, user, name, entry))
+                    raise InvalidCredentials(WRONG_PASSWORD)
+                assert user is not None
+                new_hash = await self._new_hash(user, password)
+                signed = await lease.last(
+                    lambda conn: self._succeed(conn, user, name, origin, reserved, new_hash)
+                )
+            except Exception as exc:
+                if storage_unavailable(exc):  # a 503: nothing recorded, so no guess counted
+                    await self._forgive_quietly(reserved)
+                raise
             if signed is None:
                 raise AccountDisabled(DISABLED)
             return signed
+
+    def _succeed(
+        self,
+        conn: Connection,
+        user: User,
+        name: str,
+        origin: Origin,
+        reserved: int,
+        new_hash: str | None,
+    ) -> SignedIn | None:
+        """The right password's writes, in the caller's transaction: the address failure
+        withdrawn, a new hash stored, then the next step (None when the account is disabled:
+        only the right password learns that, a wrong one was refused before)."""
+        throttles.forgive(conn, reserved)
+        if new_hash is not None:
+            users.replace_password_hash(conn, user.id, user.password_hash, new_hash)
+        fresh = users.by_id(conn, user.id)
+        assert fresh is not None
+        now = self.core.now()
+        if fresh.disabled_at is not None:
+            entry = history_event(
+                fresh, name, origin, "password", False, "password", "account_disabled"
+            )
+            history.record(conn, entry, now)
+            return None
+        signed = self.next_step(conn, fresh, origin)
+        reason = None if signed.status == "authenticated" else signed.status
+        history.record(
+            conn, history_event(fresh, name, origin, "password", True, "password", reason), now
+        )
+        return with_view(conn, signed)
 
     def next_step(self, conn: Connection, user: User, origin: Origin) -> SignedIn:
         """After the right password (or a changed one): a new temporary password first, then
@@ -338,7 +400,7 @@ class SignIn:
                     if method == "recovery_code"
                     else None
                 )
-                return SignedIn(
+                signed = SignedIn(
                     "authenticated",
                     issued.token,
                     issued.expires_at,
@@ -347,6 +409,7 @@ class SignIn:
                     issued.session_id,
                     left,
                 )
+                return with_view(conn, signed)
             attempts = session_rows.count_attempt(conn, challenge.id)
             exhausted = attempts >= core.settings.throttle.challenge_attempts
             if exhausted:

@@ -7,9 +7,10 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from tfa_server.clock import Clock
 from tfa_server.config import Settings
@@ -17,7 +18,9 @@ from tfa_server.crypto import ServerKeys
 from tfa_server.errors import ServiceUnavailable
 from tfa_server.passwords import Passwords
 from tfa_server.storage import throttles
-from tfa_server.storage.database import Connection, Database
+from tfa_server.storage.database import Connection, Database, transaction
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,36 +54,56 @@ class AccountLocks:
         self._users: dict[str, int] = {}
 
     @asynccontextmanager
-    async def hold(self, name: str) -> AsyncIterator[None]:
+    async def hold(self, name: str) -> AsyncIterator[Lease]:
+        async with self.hold_with(name, _nothing) as (lease, _):
+            yield lease
+
+    @asynccontextmanager
+    async def hold_with(
+        self, name: str, first: Callable[[Connection], T]
+    ) -> AsyncIterator[tuple[Lease, T]]:
+        """The lease, with `first` in the transaction that takes it: one trip to the database
+        where a sign-in would otherwise make two (and `Lease.last` saves the trip back)."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         self._users[name] = self._users.get(name, 0) + 1
         try:
             async with lock:
-                await self._acquire(name)
+                lease = Lease(self._db, name, self._holder)
+                value = await self._acquire(name, first)
                 try:
-                    yield
+                    yield lease, value
                 finally:
-                    await self._db.run(
-                        lambda conn: throttles.release_lease(conn, name, self._holder)
-                    )
+                    if not lease.returned:
+                        await self._db.run(
+                            lambda conn: throttles.release_lease(conn, name, self._holder)
+                        )
         finally:
             self._users[name] -= 1
             if self._users[name] == 0:
                 del self._users[name]
                 del self._locks[name]
 
-    async def _acquire(self, name: str) -> None:
+    async def _acquire(self, name: str, first: Callable[[Connection], T]) -> T:
         """Poll with a growing pause: another instance holds it for one hash at most."""
         pause = LEASE_FIRST_PAUSE
         deadline = time.monotonic() + LEASE_WAIT
         while True:
             now = time.time()  # leases outlive no process: wall time, not the policy clock
 
-            def _take(conn: Connection, now: float = now) -> bool:
-                return throttles.acquire_lease(conn, name, self._holder, now, now + LEASE_SECONDS)
+            def _take(conn: Connection, now: float = now) -> tuple[bool, T | None]:
+                def take() -> bool:
+                    return throttles.acquire_lease(
+                        conn, name, self._holder, now, now + LEASE_SECONDS
+                    )
 
-            if await self._db.run(_take):
-                return
+                if first is _nothing:  # the upsert alone is atomic: no transaction around it
+                    return take(), None
+                with transaction(conn):
+                    return (True, first(conn)) if take() else (False, None)
+
+            taken, value = await self._db.run(_take)
+            if taken:
+                return cast(T, value)
             if time.monotonic() > deadline:
                 raise ServiceUnavailable(
                     "Another request for this account is taking too long. Try again shortly.",
@@ -88,6 +111,34 @@ class AccountLocks:
                 )
             await asyncio.sleep(pause)
             pause = min(pause * 2, LEASE_LAST_PAUSE)
+
+
+class Lease:
+    """An account's lease while held: `last` gives it back in the holder's final write."""
+
+    def __init__(self, db: Database, name: str, holder: str) -> None:
+        self._db = db
+        self._name = name
+        self._holder = holder
+        self.returned = False
+
+    async def last(self, work: Callable[[Connection], T]) -> T:
+        """`work`, then the lease given back, in one transaction. Should it fail, nothing of it
+        was written and the lease is still held (and given back on the way out as usual)."""
+
+        def _run(conn: Connection) -> T:
+            with transaction(conn):
+                result = work(conn)
+                throttles.release_lease(conn, self._name, self._holder)
+                return result
+
+        result = await self._db.run(_run)
+        self.returned = True
+        return result
+
+
+def _nothing(conn: Connection) -> None:
+    return None
 
 
 # A lease outlives its holder (a process killed while holding it) by this much at most; a

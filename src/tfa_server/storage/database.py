@@ -9,6 +9,7 @@ differently is said once, in `Dialect`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -230,18 +231,19 @@ class NamedRow(tuple):  # type: ignore[type-arg]
         return list(self._names)
 
 
+@functools.lru_cache(maxsize=512)
+def _row_kind(columns: tuple[str, ...]) -> type[NamedRow]:
+    """One class per column list, made once: a class per result cost more than the query."""
+    names = {name: index for index, name in enumerate(columns)}
+    return type("Row", (NamedRow,), {"_names": names, "__slots__": ()})
+
+
 def named_rows(cursor: Any) -> Callable[[Sequence[Any]], NamedRow]:
     """psycopg row factory for `NamedRow`: the column names once per result, not per row."""
     description = cursor.description
     if description is None:
         return lambda values: NamedRow(values)
-    names = {column.name: index for index, column in enumerate(description)}
-    kind = type("Row", (NamedRow,), {"_names": names, "__slots__": ()})
-
-    def make(values: Sequence[Any]) -> NamedRow:
-        return kind(values)  # type: ignore[no-any-return]
-
-    return make
+    return _row_kind(tuple(column.name for column in description))
 
 
 def _texts(params: Sequence[object]) -> tuple[object, ...]:
