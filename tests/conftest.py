@@ -184,12 +184,13 @@ async def start_server(
     clock: FakeClock | None = None,
     limits: HttpLimits | None = None,
     db_url: str | None = None,
+    metrics_at: tuple[str, int] | None = None,
     **overrides: Any,
 ) -> RunningServer:
     settings = make_settings(folder, db_url, **overrides)
     initialise(settings)
     clock = clock or FakeClock()
-    app = Application(open_core(settings, clock), limits=limits)
+    app = Application(open_core(settings, clock), limits=limits, metrics_at=metrics_at)
     await app.start("127.0.0.1", 0)
     contract = Contract(openapi_document(app.api.routes))
     return RunningServer(app, clock, settings, f"http://127.0.0.1:{app.port}", contract)

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sqlite3
+import ssl
 import stat
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from tfa_server.app import initialise
 from tfa_server.config import Settings, default_key_path
 from tfa_server.storage.schema import LATEST
 
+from .certificates import serial_of, write_self_signed
 from .conftest import PASSWORD, bearer
 
 COMMAND = [sys.executable, "-m", "tfa_server"]
@@ -387,6 +389,9 @@ class TestPolicyCommands:
         (["serve", "--port", "http"], "--port"),
         (["serve", "--lock-after", "0"], "greater than 0"),
         (["serve", "--log-level", "LOUD"], "--log-level"),
+        (["serve", "--log-format", "xml"], "--log-format"),
+        (["serve", "--shutdown-delay", "soon"], "not a number of seconds"),
+        (["serve", "--shutdown-delay", "-1"], "between 0 and 3600"),
         (["init", "--unknown"], "unrecognized arguments: --unknown"),
     ],
 )
@@ -497,6 +502,102 @@ class TestServe:
         assert PASSWORD not in log
         for token in tokens:
             assert token not in log
+
+    async def test_json_log_lines(self, db: Path, env: dict[str, str], launch: Launch) -> None:
+        """Every line one JSON object a collector can parse: the access lines with their
+        request's fields, the route as its template; never a password or a token."""
+        add_user(env, db, "alice", admin=True)
+        server = await serve(
+            launch, {**env, "TFA_LOG_FORMAT": "json"}, "--db", str(db), "--port", "0", *FAST
+        )
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            signed = await sign_in(http, "alice")
+            token = signed.json()["token"]
+            wrong = await sign_in(http, "alice", "not-her-password")
+            detail = await http.get("/api/v1/admin/users/alice", headers=bearer(token))
+            assert (signed.status_code, wrong.status_code, detail.status_code) == (200, 401, 200)
+            request_id = detail.headers["x-request-id"]
+            missing = await http.get("/nowhere")
+        assert missing.status_code == 404
+        assert await server.stop(signal.SIGTERM) == 0
+        log = server.stderr.read_text()
+        lines = [json.loads(line) for line in log.splitlines()]
+        assert all({"time", "level", "logger", "event"} <= set(line) for line in lines)
+        assert all(
+            re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]) for line in lines
+        )
+        requests = [line for line in lines if line["event"] == "request"]
+        assert [(line["method"], line.get("route"), line["status"]) for line in requests] == [
+            ("POST", "/api/v1/login", 200),
+            ("POST", "/api/v1/login", 401),
+            ("GET", "/api/v1/admin/users/{username}", 200),
+            ("GET", None, 404),
+        ]
+        assert requests[2]["path"] == "/api/v1/admin/users/alice"
+        assert requests[2]["request_id"] == request_id
+        assert all(line["peer"] == "127.0.0.1" for line in requests)
+        assert all(isinstance(line["duration_ms"], float) for line in requests)
+        assert any(line["event"].startswith("serving on") for line in lines)
+        for secret in (PASSWORD, "not-her-password", token):
+            assert secret not in log
+
+    async def test_sighup_reloads_the_certificate_without_dropping_connections(
+        self, db: Path, env: dict[str, str], launch: Launch, tmp_path: Path
+    ) -> None:
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        first = write_self_signed(cert, key, "first")
+        tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
+        running = await launch(env, "serve", "--db", str(db), "--port", "0", *tls, *FAST)
+        port = int((await running.wait_for(r"serving on https://127\.0\.0\.1:(\d+)")).group(1))
+
+        def served() -> int:
+            return serial_of(ssl.get_server_certificate(("127.0.0.1", port), timeout=10))
+
+        client = ssl.create_default_context()
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+
+        async def health() -> bytes:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: tfa\r\n\r\n")
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"content-length: (\d+)", head.lower())
+            assert length is not None
+            return head.split(b"\r\n")[0] + b" " + await reader.readexactly(int(length[1]))
+
+        assert await health() == b'HTTP/1.1 200 OK {"status":"ok"}'
+        assert await asyncio.to_thread(served) == first
+
+        # Renewed in place, as certbot does: new connections get the new one at once.
+        second = write_self_signed(cert, key, "second")
+        running.process.send_signal(signal.SIGHUP)
+        await running.wait_for("reloaded the TLS certificate")
+        assert await asyncio.to_thread(served) == second
+        assert await health() == b'HTTP/1.1 200 OK {"status":"ok"}'  # the open one stays
+
+        # A broken pair, the key file replaced by another certificate's key: refused, and the
+        # one in use stays.
+        write_self_signed(tmp_path / "other.pem", key, "other")
+        running.process.send_signal(signal.SIGHUP)
+        await running.wait_for("kept the certificate in use")
+        assert await asyncio.to_thread(served) == second
+        assert await health() == b'HTTP/1.1 200 OK {"status":"ok"}'
+        writer.close()
+        assert await running.stop(signal.SIGTERM) == 0
+        log = running.output()
+        assert "Traceback" not in log
+        assert "BEGIN" not in log  # no key or certificate material in the log
+
+    async def test_sighup_without_tls_is_harmless(
+        self, db: Path, env: dict[str, str], launch: Launch
+    ) -> None:
+        server = await serve(launch, env, "--db", str(db), "--port", "0", *FAST)
+        server.process.send_signal(signal.SIGHUP)
+        await server.wait_for("no certificate to reload")
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            assert (await http.get("/healthz")).status_code == 200
+        assert await server.stop(signal.SIGTERM) == 0
 
     async def test_environment_variables(
         self, db: Path, env: dict[str, str], launch: Launch

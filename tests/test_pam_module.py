@@ -16,8 +16,6 @@ import ast
 import asyncio
 import builtins
 import contextlib
-import datetime as dt
-import ipaddress
 import os
 import re
 import socket
@@ -38,6 +36,7 @@ from tfa_server.admin import Actor, Admin
 from tfa_server.app import Application, initialise, open_core
 from tfa_server.pam import PAM_MODULE
 
+from .certificates import write_self_signed
 from .conftest import (
     FakeClock,
     RunningServer,
@@ -837,39 +836,8 @@ async def test_proxy_variables_of_the_calling_program_are_ignored(
 
 def self_signed(folder: Path) -> tuple[ssl.SSLContext, Path]:
     """A throw-away certificate for 127.0.0.1: (the server's context, the certificate file)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tfa pam test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file = folder / "cert.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file = folder / "key.pem"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    write_self_signed(cert_file, key_file, "tfa pam test")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     return context, cert_file

@@ -80,6 +80,10 @@ class Health(Answer):
     status: Literal["ok"]
 
 
+class Ready(Answer):
+    status: Literal["ready"]
+
+
 # Requests
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,9 +28,10 @@ from tfa_server.errors import (
     Unauthorized,
 )
 from tfa_server.http.messages import Request, Response, error_response
-from tfa_server.http.router import Router
+from tfa_server.http.router import Match, Router
+from tfa_server.metrics import Metrics
 from tfa_server.storage import users
-from tfa_server.storage.database import storage_unavailable
+from tfa_server.storage.database import Connection, storage_unavailable
 from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.sessions import Session, SessionKind
 from tfa_server.validation import decode_body, decode_query
@@ -116,22 +119,46 @@ def _given(value: V | msgspec.UnsetType) -> V | None:
     return None if isinstance(value, msgspec.UnsetType) else value
 
 
+READY_TIMEOUT = 2.0
+
+
+def _answers(conn: Connection) -> None:
+    conn.execute("SELECT 1").fetchone()
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What a request showed on its way, for the metrics: the service that called."""
+
+    service: str | None = None
+
+
 class Api:
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, metrics: Metrics | None = None) -> None:
         self.core = core
+        # Counted only where someone can read them (serve --metrics-port).
+        self.metrics = metrics
         self.sign_in = SignIn(core)
         self.account = Account(core, self.sign_in)
         self.admin = Admin(core)
         self.verify = Verify(core, self.sign_in)
         self.routes = self._routes()
+        # Set when the server begins to shut down: /readyz then says so, so a load balancer
+        # sends no more requests while those in flight finish.
+        self.draining = False
         self._router = Router(self.routes, lambda route: (route.method, route.path))
 
     async def handle(self, request: Request) -> Response:
         """Every failure leaves as the documented error shape; bugs go to the transport's 500."""
+        started = time.perf_counter()
+        route: Route | None = None
+        seen = _Seen()
         try:
-            return await self._dispatch(request)
+            found = self._router.match(request.method, request.path)
+            route = found.route
+            response = await self._dispatch(request, found, seen)
         except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.message, exc.headers)
+            response = error_response(exc.status, exc.code, exc.message, exc.headers)
         except Exception as exc:
             if not storage_unavailable(exc):
                 raise
@@ -139,14 +166,28 @@ class Api:
             error = ServiceUnavailable(
                 "The server cannot store data right now. Nothing was changed; try again later."
             )
-            return error_response(error.status, error.code, error.message, [("Retry-After", "30")])
+            response = error_response(
+                error.status, error.code, error.message, [("Retry-After", "30")]
+            )
+        if route is not None:
+            response.route = route.path
+        if self.metrics is not None:
+            self.metrics.observe(
+                request,
+                route.path if route else None,
+                route.operation_id if route else None,
+                response,
+                time.perf_counter() - started,
+                seen.service,
+            )
+        return response
 
-    async def _dispatch(self, request: Request) -> Response:
-        found = self._router.match(request.method, request.path)
+    async def _dispatch(self, request: Request, found: Match[Route], seen: _Seen) -> Response:
         route = found.route
         origin = Origin(request.peer, request.user_agent)
         # Who asks comes first: a stranger learns nothing about what a body should hold.
         caller, service = await self._authenticate(route, request, origin)
+        seen.service = service.name if service else None
         query = decode_query(request.query, route.query)
         if route.body is not None:
             body = decode_body(request.body, route.body, optional=route.optional_body)
@@ -198,6 +239,20 @@ class Api:
 
     async def _healthz(self, call: Call) -> wire.Health:
         return wire.Health("ok")
+
+    async def _readyz(self, call: Call) -> wire.Ready:
+        """Ready when the database answers a query within READY_TIMEOUT, and not shutting down;
+        /healthz, the liveness check, asks nothing of the database."""
+        if self.draining:
+            raise ServiceUnavailable("The server is shutting down.", headers=[("Retry-After", "5")])
+        try:
+            await asyncio.wait_for(self.core.db.read(_answers), READY_TIMEOUT)
+        except Exception as exc:
+            log.warning("readiness check: the database did not answer (%s)", type(exc).__name__)
+            raise ServiceUnavailable(
+                "The database is not answering.", headers=[("Retry-After", "5")]
+            ) from None
+        return wire.Ready("ready")
 
     @cached_property
     def _document(self) -> JsonObject:
@@ -393,6 +448,18 @@ class Api:
                 self._healthz,
                 "none",
                 response=wire.Health,
+                tag="meta",
+            ),
+            Route(
+                "GET",
+                "/readyz",
+                "ready",
+                "Readiness check: 200 while the database answers, 503 when it does not or while"
+                " the server shuts down",
+                self._readyz,
+                "none",
+                response=wire.Ready,
+                errors=(503,),
                 tag="meta",
             ),
             Route(

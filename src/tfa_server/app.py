@@ -18,6 +18,7 @@ from tfa_server.core import Core
 from tfa_server.crypto import KeyFileError, ServerKeys, create_key_file, load_key_file
 from tfa_server.http.forwarded import TrustedProxies
 from tfa_server.http.server import HttpLimits, HttpServer
+from tfa_server.metrics import Metrics
 from tfa_server.passwords import Passwords
 from tfa_server.storage import schema, throttles
 from tfa_server.storage import sessions as session_rows
@@ -34,6 +35,10 @@ PRUNE_THROTTLES_EVERY = 60.0
 
 
 class DatabaseMissing(Exception):
+    pass
+
+
+class MetricsListenerError(Exception):
     pass
 
 
@@ -117,9 +122,16 @@ class Application:
         limits: HttpLimits | None = None,
         ssl_context: ssl.SSLContext | None = None,
         proxies: TrustedProxies | None = None,
+        shutdown_delay: float = 0.0,
+        metrics_at: tuple[str, int] | None = None,
     ) -> None:
         self.core = core
-        self.api = Api(core)
+        self.shutdown_delay = shutdown_delay
+        # Prometheus metrics on a listener of their own, never the API's port (off if None).
+        self.metrics_at = metrics_at
+        self.metrics = Metrics() if metrics_at else None
+        self.metrics_http: HttpServer | None = None
+        self.api = Api(core, self.metrics)
         self.http = HttpServer(
             self.api.handle,
             limits or HttpLimits(),
@@ -137,7 +149,39 @@ class Application:
 
     async def start(self, host: str, port: int) -> None:
         await self.http.start(host, port)
+        if self.metrics is not None and self.metrics_at is not None:
+            metrics = self.metrics
+            metrics.open_connections.set_function(lambda: self.http.open_connections)
+            scrapes = logging.getLogger("tfa_server.metrics.access")
+            scrapes.setLevel(logging.WARNING)  # a scrape every few seconds is no news
+            self.metrics_http = HttpServer(
+                lambda request: metrics.scrape(request, self._active_sessions),
+                HttpLimits(),
+                access_log=scrapes,
+                error_log=log,
+            )
+            try:
+                await self.metrics_http.start(*self.metrics_at)
+            except BaseException as exc:
+                await self.http.shutdown()
+                if isinstance(exc, OSError):
+                    host, port = self.metrics_at
+                    raise MetricsListenerError(
+                        f"cannot listen for metrics on {host}:{port}: {exc.strerror}"
+                    ) from None
+                raise
         self._purger = asyncio.create_task(self._purge_forever())
+
+    @property
+    def metrics_port(self) -> int:
+        if self.metrics_http is None:
+            raise RuntimeError("no metrics listener")
+        return self.metrics_http.port
+
+    async def _active_sessions(self) -> int:
+        now = self.core.now()
+        idle = self.core.settings.sessions.idle_timeout
+        return await self.core.db.read(lambda conn: session_rows.count_active(conn, now, idle))
 
     async def _purge_forever(self) -> None:
         since_sessions = PURGE_EVERY
@@ -148,6 +192,8 @@ class Application:
                 await self.core.db.run(purge)
             except Exception as exc:
                 log.error("purging old sessions and throttle rows failed: %s", exc)
+                if self.metrics is not None:
+                    self.metrics.database_errors.inc()
             since_sessions = 0.0 if sessions_too else since_sessions + PRUNE_THROTTLES_EVERY
             await asyncio.sleep(PRUNE_THROTTLES_EVERY)
 
@@ -160,18 +206,27 @@ class Application:
             session_rows.purge_expired(conn, now, KEEP_ENDED_SESSIONS)
 
     async def stop(self) -> None:
-        """Stop accepting, let requests in flight finish, then close hashing and storage.
+        """Say not ready, stop accepting, let requests in flight finish, then close hashing
+        and storage.
 
         A second call does nothing, so an embedding program may stop it from several places.
         """
         if self._stopped:
             return
         self._stopped = True
+        # /readyz answers 503 from now on; for shutdown_delay the server still serves, so a
+        # load balancer that checks readiness takes it out of rotation before it stops.
+        self.api.draining = True
+        if self.shutdown_delay > 0:
+            log.info("not ready: stopping in %g s", self.shutdown_delay)
+            await asyncio.sleep(self.shutdown_delay)
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
         await self.http.shutdown()
+        if self.metrics_http is not None:
+            await self.metrics_http.shutdown()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.core.passwords.close)
         await loop.run_in_executor(None, self.core.db.close)

@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import socket
-import ssl
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,10 +27,12 @@ from tfa_server.admin import Actor, Admin
 from tfa_server.app import (
     Application,
     DatabaseMissing,
+    MetricsListenerError,
     initialise,
     open_core,
     require_database,
 )
+from tfa_server.backup import BackupError, backup_sqlite
 from tfa_server.config import (
     PasswordHashing,
     SessionRules,
@@ -48,6 +50,7 @@ from tfa_server.passwords import password_problem
 from tfa_server.storage import schema, transfer
 from tfa_server.storage.database import DatabaseUnreachable, is_url, open_database, redacted
 from tfa_server.storage.schema import SchemaTooNew
+from tfa_server.tls import CertificateError, Certificates
 
 T = TypeVar("T")
 PROG = "tfa-server"
@@ -94,6 +97,26 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 3600 seconds")
     return value
 
 
@@ -173,6 +196,12 @@ def build_parser() -> Parser:
     copy.add_argument("--from", dest="source", required=True, metavar="PATH_OR_URL")
     copy.add_argument("--to", dest="target", required=True, metavar="PATH_OR_URL")
 
+    backup = commands.add_parser(
+        "backup", help="copy a SQLite database while serve runs (the key file separately)"
+    )
+    _storage_options(backup)
+    backup.add_argument("destination", metavar="DEST", help="the new file (must not exist)")
+
     serve = commands.add_parser("serve", help="run the HTTP server")
     _storage_options(serve)
     serve.add_argument(
@@ -244,6 +273,34 @@ def build_parser() -> Parser:
         metavar="HEADER",
         help="the header the trusted proxies write: x-forwarded-for or forwarded"
         " (TFA_PROXY_HEADER; default %(default)s)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=_env("METRICS_PORT"),
+        metavar="PORT",
+        help="serve Prometheus metrics at /metrics on this port, a listener of its own"
+        " (TFA_METRICS_PORT; default: off)",
+    )
+    serve.add_argument(
+        "--metrics-host",
+        default=_env("METRICS_HOST", "127.0.0.1"),
+        help="the metrics listener's address (TFA_METRICS_HOST; default %(default)s)",
+    )
+    serve.add_argument(
+        "--shutdown-delay",
+        type=_seconds,
+        default=_env("SHUTDOWN_DELAY", "0"),
+        metavar="SECONDS",
+        help="on SIGTERM, answer /readyz with 503 for this long before closing, so a load"
+        " balancer stops sending requests first (TFA_SHUTDOWN_DELAY; default 0)",
+    )
+    serve.add_argument(
+        "--log-format",
+        default=_env("LOG_FORMAT", "text"),
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line for a log collector (TFA_LOG_FORMAT;"
+        " default %(default)s)",
     )
     serve.add_argument(
         "--log-level",
@@ -424,6 +481,31 @@ def _migrate(args: argparse.Namespace) -> int:
         print(f"database {name} is at schema version {after}; nothing to do")
     else:
         print(f"database {name}: schema version {before} -> {after}")
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    if isinstance(_database(args.db), str):
+        raise CliError(
+            "backup copies a SQLite database; for PostgreSQL use pg_dump (README, Operations)"
+        )
+    settings = _settings(args)
+    assert settings.db_path is not None
+    require_database(settings.db_path)
+    try:
+        done = backup_sqlite(settings.db_path, Path(args.destination).expanduser())
+    except BackupError as exc:
+        raise CliError(str(exc)) from None
+    except (OSError, sqlite3.Error) as exc:
+        raise CliError(f"backup failed: {exc}") from None
+    print(
+        f"backed up {settings.db_path} to {done.path}: {done.size:,} bytes, {done.accounts}"
+        " accounts, mode 0600"
+    )
+    print(
+        f"the key file {settings.key_path} is not in the copy: back it up separately (the copy"
+        " is useless without it, and the two together open every account's 2FA)"
+    )
     return 0
 
 
@@ -724,17 +806,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+def _tls(args: argparse.Namespace) -> Certificates | None:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CliError("--tls-cert and --tls-key go together")
     if args.tls_cert:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
-            context.load_cert_chain(args.tls_cert, args.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise CliError(f"cannot load the TLS certificate or key: {exc}") from None
-        return context
+            return Certificates(Path(args.tls_cert), Path(args.tls_key))
+        except CertificateError as exc:
+            raise CliError(str(exc)) from None
     if not _is_loopback(args.host) and not args.insecure_http:
         raise CliError(
             f"refusing plain HTTP on {args.host}: give --tls-cert and --tls-key,"
@@ -743,15 +822,22 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     return None
 
 
-def _configure_logging(level: str) -> None:
-    logs.configure(level, sys.stderr)
+def _configure_logging(level: str, log_format: logs.LogFormat = "text") -> None:
+    logs.configure(level, sys.stderr, log_format)
 
 
-async def _serve(app: Application, host: str, port: int, banner: Callable[[int], None]) -> None:
+async def _serve(
+    app: Application,
+    host: str,
+    port: int,
+    banner: Callable[[int], None],
+    certificates: Certificates | None = None,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, certificates)
     await app.start(host, port)
     banner(app.port)
     await stop.wait()
@@ -759,8 +845,24 @@ async def _serve(app: Application, host: str, port: int, banner: Callable[[int],
     await app.stop()
 
 
+def _reload(certificates: Certificates | None) -> None:
+    """SIGHUP: the TLS certificate and key again from their files (renewed); a broken pair is
+    refused and the one in use stays."""
+    log = logging.getLogger("tfa_server")
+    if certificates is None:
+        log.info("SIGHUP: serving without TLS, no certificate to reload")
+        return
+    try:
+        certificates.reload()
+    except CertificateError as exc:
+        log.error("SIGHUP: kept the certificate in use; the new one is refused: %s", exc)
+        return
+    log.info("SIGHUP: reloaded the TLS certificate and key from %s", certificates.cert)
+
+
 def _serve_command(args: argparse.Namespace) -> int:
-    ssl_context = _tls(args)
+    certificates = _tls(args)
+    ssl_context = certificates.context if certificates else None
     scheme = "https" if ssl_context else "http"
     shown = f"[{args.host}]" if ":" in args.host else args.host
     settings = _settings(
@@ -783,19 +885,26 @@ def _serve_command(args: argparse.Namespace) -> int:
             ip_max_failures=args.ip_max_failures,
         ),
     )
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, args.log_format)
     app = Application(
         open_core(settings),
         ssl_context=ssl_context,
         limits=HttpLimits(max_connections_per_address=args.max_connections_per_address),
         proxies=TrustedProxies(args.trusted_proxy, args.proxy_header),
+        shutdown_delay=args.shutdown_delay,
+        metrics_at=None if args.metrics_port is None else (args.metrics_host, args.metrics_port),
     )
 
     def banner(port: int) -> None:
         logging.getLogger("tfa_server").info("serving on %s://%s:%d", scheme, shown, port)
+        if app.metrics_http is not None:
+            host = f"[{args.metrics_host}]" if ":" in args.metrics_host else args.metrics_host
+            logging.getLogger("tfa_server").info(
+                "metrics on http://%s:%d/metrics", host, app.metrics_port
+            )
 
     try:
-        asyncio.run(_serve(app, args.host, args.port, banner))
+        asyncio.run(_serve(app, args.host, args.port, banner, certificates))
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return 0
@@ -855,6 +964,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "init": _init,
             "migrate": _migrate,
             "copy": _copy,
+            "backup": _backup,
             "serve": _serve_command,
             "demo": _demo,
             "user": _user,
@@ -863,7 +973,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pam": _pam,
         }
         return handlers[args.command](args)
-    except (CliError, DatabaseMissing, DatabaseUnreachable, KeyFileError, SchemaTooNew) as exc:
+    except (
+        CliError,
+        DatabaseMissing,
+        DatabaseUnreachable,
+        KeyFileError,
+        MetricsListenerError,
+        SchemaTooNew,
+    ) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
     except ApiError as exc:

@@ -9,10 +9,39 @@ warnings and errors, and anything logged away from the event loop, are written a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from typing import TextIO
+import time
+from typing import Literal, TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LogFormat = Literal["text", "json"]
+# What an access line carries besides its text (the HTTP server passes them as `extra`).
+REQUEST_FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms", "peer")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for a log collector: time (UTC, RFC 3339), level, logger,
+    event, and for an access line the request's fields. Only what the server chose to log:
+    messages never hold secrets, and the request fields are the same as the text line's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        seconds = int(record.created)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        millis = int((record.created - seconds) * 1000)
+        entry: dict[str, object] = {
+            "time": f"{stamp}.{millis:03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "event": getattr(record, "event", None) or record.getMessage(),
+        }
+        for name in REQUEST_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=True, separators=(",", ":"))
 
 
 class LoopBatchedHandler(logging.StreamHandler[TextIO]):
@@ -59,14 +88,14 @@ class LoopBatchedHandler(logging.StreamHandler[TextIO]):
             super().flush()
 
 
-def configure(level: str, stream: TextIO) -> None:
-    """The serving process's logging: `level` and up, to `stream`. Where log lines come from
-    in the source is not part of them, so logging does not look it up (the logging HOWTO's
-    "Optimization")."""
+def configure(level: str, stream: TextIO, log_format: LogFormat = "text") -> None:
+    """The serving process's logging: `level` and up, to `stream`, as text lines or JSON
+    lines. Where log lines come from in the source is not part of them, so logging does not
+    look it up (the logging HOWTO's "Optimization")."""
     logging._srcfile = None  # the HOWTO's documented switch
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = LoopBatchedHandler(stream)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(FORMAT))
     logging.basicConfig(level=level, handlers=[handler])

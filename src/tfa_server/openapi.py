@@ -24,6 +24,8 @@ _STATUS_TEXT = {
     404: "Not found",
     409: "Conflict with the current state or policy",
     429: "Too many failed attempts; see Retry-After",
+    503: "Not available now (the database does not answer, or the server is shutting down);"
+    " see Retry-After",
 }
 
 

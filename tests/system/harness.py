@@ -40,6 +40,7 @@ PAMTESTER = Path("/usr/bin/pamtester")
 SSHD = Path("/usr/sbin/sshd")
 SSH_KEYGEN = Path("/usr/bin/ssh-keygen")
 OATHTOOL = Path("/usr/bin/oathtool")
+SYSTEMD_ANALYZE = Path("/usr/bin/systemd-analyze")
 USERADD = Path("/usr/sbin/useradd")
 USERDEL = Path("/usr/sbin/userdel")
 GROUPADD = Path("/usr/sbin/groupadd")
@@ -98,6 +99,10 @@ REQUIREMENTS: dict[str, Requirement] = {
     ),
     "oathtool": Requirement(
         f"needs the Debian package oathtool ({OATHTOOL})", lambda: _executable(OATHTOOL)
+    ),
+    "systemd": Requirement(
+        f"needs the Debian package systemd ({SYSTEMD_ANALYZE})",
+        lambda: _executable(SYSTEMD_ANALYZE),
     ),
 }
 

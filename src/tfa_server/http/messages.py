@@ -35,12 +35,15 @@ class Request:
 @dataclass(slots=True)
 class Response:
     status: int
-    body: msgspec.Struct | JsonObject | None = None
+    body: msgspec.Struct | JsonObject | bytes | None = None  # bytes: sent as they are
     headers: list[tuple[str, str]] = field(default_factory=list)
+    route: str | None = None  # the matched route's template, for the access log
 
     def encoded_body(self) -> bytes:
         if self.body is None:
             return b""
+        if isinstance(self.body, bytes):
+            return self.body
         try:
             return _encoder.encode(self.body)
         except UnicodeEncodeError:

@@ -95,6 +95,7 @@ class _Exchange:
     started: float
     method: str = "-"
     path: str = "-"  # still percent-encoded: safe to log, cannot forge log lines
+    route: str | None = None  # the route's template, where the handler matched one
 
 
 @dataclass(slots=True)
@@ -205,6 +206,10 @@ class HttpServer:
         )
         name = self._server.sockets[0].getsockname()
         self._sockname = (str(name[0]), int(name[1]))
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._tasks)
 
     @property
     def port(self) -> int:
@@ -397,6 +402,7 @@ class HttpServer:
                 return
             try:
                 response = await self._handler(request)
+                ex.route = response.route
                 head, body = self._encode(response, ex, close=self._draining)
             except Exception:
                 self._error_log.exception("handler failed (request id %s)", ex.request_id)
@@ -549,5 +555,20 @@ class HttpServer:
         finally:
             elapsed_ms = (asyncio.get_running_loop().time() - ex.started) * 1000
             self._access_log.info(
-                "%s %s %s %d %.1f", ex.peer, ex.method, ex.path, head.status_code, elapsed_ms
+                "%s %s %s %d %.1f",
+                ex.peer,
+                ex.method,
+                ex.path,
+                head.status_code,
+                elapsed_ms,
+                extra={
+                    "event": "request",
+                    "request_id": ex.request_id,
+                    "method": ex.method,
+                    "path": ex.path,
+                    "route": ex.route,
+                    "status": head.status_code,
+                    "duration_ms": round(elapsed_ms, 2),
+                    "peer": ex.peer,
+                },
             )

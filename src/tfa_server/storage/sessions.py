@@ -177,6 +177,16 @@ def active(conn: Connection, user_id: int, now: float, idle_timeout: float) -> l
     return [_session(row) for row in rows]
 
 
+def count_active(conn: Connection, now: float, idle_timeout: float) -> int:
+    """Everyone's sessions as `active` counts them (for the metrics)."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND kind != 'challenge'"
+        " AND expires_at > $1 AND last_seen_at > $2",
+        (now, now - idle_timeout),
+    ).fetchone()
+    return int(row[0])
+
+
 def beyond_newest(
     conn: Connection,
     user_id: int,
