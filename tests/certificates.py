@@ -30,6 +30,7 @@ def write_self_signed(cert_file: Path, key_file: Path, name: str = "tfa test") -
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import ipaddress
 import json
 import logging
 import re
@@ -23,6 +22,8 @@ import pytest
 from tfa_server.http.forwarded import TrustedProxies, parse_networks
 from tfa_server.http.messages import Handler, Request, Response
 from tfa_server.http.server import HttpLimits, HttpServer
+
+from .certificates import write_self_signed
 
 LIMITS = HttpLimits(
     max_head_bytes=4096,
@@ -702,42 +703,11 @@ async def test_shutdown_cancels_requests_beyond_the_grace_period(
 
 def tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A throwaway self-signed certificate for 127.0.0.1: (server context, client context)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tfa test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    (directory / "cert.pem").write_bytes(cert_pem)
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    write_self_signed(cert_file, key_file)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
-    return server_context, ssl.create_default_context(cadata=cert_pem.decode())
+    server_context.load_cert_chain(cert_file, key_file)
+    return server_context, ssl.create_default_context(cadata=cert_file.read_text())
 
 
 async def test_tls_when_an_ssl_context_is_given(start: Start, tmp_path: Path) -> None:

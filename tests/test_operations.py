@@ -152,6 +152,7 @@ async def test_backup_under_load_then_restore_and_sign_in_with_codes_from_before
     assert "key file" in said
     assert "separately" in said
     assert str(server.settings.key_path) in said
+    assert ", 3 accounts, mode 0600" in said  # alice, bob and carol: dave came after
     # Serving went on: sign-ins were acknowledged while the copy was being taken and after.
     assert any(at > finished for at in acknowledged)
     assert len(acknowledged) > 10, (len(acknowledged), finished - started)

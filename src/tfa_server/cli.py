@@ -500,7 +500,7 @@ def _backup(args: argparse.Namespace) -> int:
         raise CliError(f"backup failed: {exc}") from None
     print(
         f"backed up {settings.db_path} to {done.path}: {done.size:,} bytes, {done.accounts}"
-        " accounts, mode 0600"
+        f" account{'' if done.accounts == 1 else 's'}, mode 0600"
     )
     print(
         f"the key file {settings.key_path} is not in the copy: back it up separately (the copy"
