@@ -576,9 +576,9 @@ class TestServe:
         assert await asyncio.to_thread(served) == second
         assert await health() == b'HTTP/1.1 200 OK {"status":"ok"}'  # the open one stays
 
-        # A broken pair, the key file replaced by another certificate's key: refused, and the
-        # one in use stays.
-        write_self_signed(tmp_path / "other.pem", key, "other")
+        # A broken pair, a new certificate whose key is not (yet) in the key file: refused,
+        # and the one in use stays, whole.
+        write_self_signed(cert, tmp_path / "third-key.pem", "third")
         running.process.send_signal(signal.SIGHUP)
         await running.wait_for("kept the certificate in use")
         assert await asyncio.to_thread(served) == second
