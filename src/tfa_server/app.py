@@ -129,7 +129,7 @@ class Application:
         self.shutdown_delay = shutdown_delay
         # Prometheus metrics on a listener of their own, never the API's port (off if None).
         self.metrics_at = metrics_at
-        self.metrics = Metrics() if metrics_at else None
+        self.metrics = Metrics() if metrics_at is not None else None
         self.metrics_http: HttpServer | None = None
         self.api = Api(core, self.metrics)
         self.http = HttpServer(
@@ -149,7 +149,8 @@ class Application:
 
     async def start(self, host: str, port: int) -> None:
         await self.http.start(host, port)
-        if self.metrics is not None and self.metrics_at is not None:
+        if self.metrics_at is not None:
+            assert self.metrics is not None
             metrics = self.metrics
             metrics.open_connections.set_function(lambda: self.http.open_connections)
             scrapes = logging.getLogger("tfa_server.metrics.access")

@@ -96,6 +96,8 @@ class _Exchange:
     method: str = "-"
     path: str = "-"  # still percent-encoded: safe to log, cannot forge log lines
     route: str | None = None  # the route's template, where the handler matched one
+    status: int = 0
+    duration_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -554,6 +556,7 @@ class HttpServer:
                     await writer.drain()
         finally:
             elapsed_ms = (asyncio.get_running_loop().time() - ex.started) * 1000
+            ex.status, ex.duration_ms = head.status_code, round(elapsed_ms, 2)
             self._access_log.info(
                 "%s %s %s %d %.1f",
                 ex.peer,
@@ -561,14 +564,5 @@ class HttpServer:
                 ex.path,
                 head.status_code,
                 elapsed_ms,
-                extra={
-                    "event": "request",
-                    "request_id": ex.request_id,
-                    "method": ex.method,
-                    "path": ex.path,
-                    "route": ex.route,
-                    "status": head.status_code,
-                    "duration_ms": round(elapsed_ms, 2),
-                    "peer": ex.peer,
-                },
+                extra={"request": ex},  # its fields, for the JSON lines (logs.JsonFormatter)
             )
