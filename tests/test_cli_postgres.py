@@ -213,6 +213,8 @@ async def test_copy_to_postgresql_and_back(env: dict[str, str], url: str, tmp_pa
     clock = FakeClock()
     source, known = await _demo_installation(tmp_path / "sqlite", clock)
     codes = known["codes"]
+    # Rotated before the copy: the key's generation and the retired recovery MAC key go too.
+    assert run(env, "rotate-key", "--db", str(source)).returncode == 0
     copied = run(env, "copy", "--from", str(source), "--to", url)
     assert copied.returncode == 0, copied.stderr
     counts = _counts(copied.stdout)
@@ -221,6 +223,7 @@ async def test_copy_to_postgresql_and_back(env: dict[str, str], url: str, tmp_pa
     assert counts["audit_log"] > 4
     assert counts["recovery_codes"] == 20
     assert counts["services"] == 1
+    assert counts["retired_recovery_keys"] == 1
     assert "same --key-file" in copied.stderr
 
     on_postgres = tmp_path / "postgres"

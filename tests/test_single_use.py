@@ -34,7 +34,7 @@ def database(open_connection: Callable[[], Connection]) -> Callable[[], Connecti
         "INSERT INTO totp_secrets (user_id, secret, enabled_at, last_step) VALUES ($1, $2, 0, 100)",
         (USER, b"sealed"),
     )
-    rows.replace_recovery_codes(conn, USER, ["digest-1", "digest-2"], 0.0)
+    rows.replace_recovery_codes(conn, USER, ["digest-1", "digest-2"], 0.0, 1)
     return open_connection
 
 
@@ -81,7 +81,7 @@ def test_one_totp_step_is_accepted_by_exactly_one_connection(
 def test_one_recovery_code_is_spent_by_exactly_one_connection(
     database: Callable[[], Connection],
 ) -> None:
-    results = race(database, lambda conn: rows.use_recovery_code(conn, USER, "digest-1", 5.0))
+    results = race(database, lambda conn: rows.use_recovery_code(conn, USER, ["digest-1"], 5.0))
     assert results.count(CodeUse.SPENT) == 1
     assert results.count(CodeUse.ALREADY_USED) == RACERS - 1
     assert rows.recovery_codes_left(database(), USER) == 1

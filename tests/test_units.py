@@ -22,7 +22,14 @@ from msgspec import UNSET, Meta, UnsetType
 from tfa_protocol.types import SHORT_PASSWORD, USERNAME_RULE, CreateUserRequest, Request
 from tfa_server import recovery, totp
 from tfa_server.config import PasswordHashing, Settings, TotpRules
-from tfa_server.crypto import KEY_BYTES, KeyFileError, ServerKeys, create_key_file, load_key_file
+from tfa_server.crypto import (
+    KEY_BYTES,
+    KeyFileError,
+    ServerKeys,
+    create_key_file,
+    key_fingerprint,
+    load_key_file,
+)
 from tfa_server.errors import InvalidRequest
 from tfa_server.passwords import Passwords
 from tfa_server.storage import history
@@ -209,6 +216,39 @@ class TestServerKeys:
         assert keys.recovery_code_digest("ABCDEFGHJKMN", 2) != digest
         assert keys.recovery_code_digest("ABCDEFGHJKMP", 1) != digest
         assert ServerKeys(os.urandom(KEY_BYTES)).recovery_code_digest("ABCDEFGHJKMN", 1) != digest
+
+    def test_a_rotated_digest_needs_every_key_since_the_code_was_made(
+        self, keys: ServerKeys
+    ) -> None:
+        """Stored digest under key 1, re-MACed by key 2 then key 3 (two rotations): checking
+        needs key 1's and key 2's MAC keys (kept sealed) and key 3, and nothing less."""
+        second, third = ServerKeys(os.urandom(KEY_BYTES)), ServerKeys(os.urandom(KEY_BYTES))
+        stored = third.rewrap(second.rewrap(keys.recovery_code_digest("ABCDEFGHJKMN", 1)))
+        mac_keys = [
+            third.unseal_retired(third.seal_retired(older, generation), generation)
+            for generation, older in ((1, keys), (2, second))
+        ]
+        assert third.recovery_code_digest("ABCDEFGHJKMN", 1, mac_keys) == stored
+        assert third.recovery_code_digest("ABCDEFGHJKMP", 1, mac_keys) != stored
+        assert third.recovery_code_digest("ABCDEFGHJKMN", 1, mac_keys[1:]) != stored
+        assert third.recovery_code_digest("ABCDEFGHJKMN", 1) != stored
+
+    def test_a_sealed_retired_key_opens_only_as_its_generation(self, keys: ServerKeys) -> None:
+        sealed = keys.seal_retired(ServerKeys(os.urandom(KEY_BYTES)), 1)
+        with pytest.raises(InvalidTag):
+            keys.unseal_retired(sealed, 2)
+        newer = ServerKeys(os.urandom(KEY_BYTES))
+        moved = keys.reseal(sealed, 1, newer)
+        assert newer.unseal_retired(moved, 1) == keys.unseal_retired(sealed, 1)
+        with pytest.raises(InvalidTag):
+            keys.unseal_retired(moved, 1)
+
+    def test_the_fingerprint_tells_keys_apart_and_is_not_a_key(self, keys: ServerKeys) -> None:
+        master = os.urandom(KEY_BYTES)
+        assert ServerKeys(master).fingerprint == key_fingerprint(master)
+        assert re.fullmatch("[0-9a-f]{32}", keys.fingerprint)
+        assert keys.fingerprint != key_fingerprint(master)
+        assert master.hex()[:32] != key_fingerprint(master)
 
 
 class TestKeyFile:

@@ -19,7 +19,7 @@ from tfa_server.errors import (
     PolicyRequires2fa,
     Unauthorized,
 )
-from tfa_server.second_factor import Method, new_recovery_codes
+from tfa_server.second_factor import Method, new_recovery_codes, require_current_key
 from tfa_server.storage import history, policy, users
 from tfa_server.storage import second_factor as factor_rows
 from tfa_server.storage import sessions as session_rows
@@ -79,6 +79,7 @@ class Account:
                         "Two-factor authentication is already on. Disconnect it first to"
                         " connect another app."
                     )
+                require_current_key(conn, core)
                 blob = core.keys.encrypt_secret(secret, user.id)
                 factor_rows.put_pending(conn, user.id, blob, core.now())
                 return user
@@ -110,6 +111,7 @@ class Account:
                         if not user.totp_enabled
                         else "Two-factor authentication is already on."
                     )
+                require_current_key(conn, core)
                 secret = core.keys.decrypt_secret(blob, user.id)
                 step = totp.matching_step(secret, code, now, core.settings.totp)
                 if step is None:

@@ -30,8 +30,8 @@ from tfa_server.errors import (
 from tfa_server.http.messages import Request, Response, error_response
 from tfa_server.http.router import Match, Router
 from tfa_server.metrics import Metrics
-from tfa_server.storage import users
-from tfa_server.storage.database import Connection, storage_unavailable
+from tfa_server.storage import server_key, users
+from tfa_server.storage.database import storage_unavailable
 from tfa_server.storage.services import ServiceRow
 from tfa_server.storage.sessions import Session, SessionKind
 from tfa_server.validation import decode_body, decode_query
@@ -120,10 +120,6 @@ def _given(value: V | msgspec.UnsetType) -> V | None:
 
 
 READY_TIMEOUT = 2.0
-
-
-def _answers(conn: Connection) -> None:
-    conn.execute("SELECT 1").fetchone()
 
 
 @dataclass(slots=True)
@@ -241,17 +237,26 @@ class Api:
         return wire.Health("ok")
 
     async def _readyz(self, call: Call) -> wire.Ready:
-        """Ready when the database answers a query within READY_TIMEOUT, and not shutting down;
-        /healthz, the liveness check, asks nothing of the database."""
+        """Ready when the database answers a query within READY_TIMEOUT, with this server's
+        key still the current one, and not shutting down; /healthz, the liveness check, asks
+        nothing of the database."""
         if self.draining:
             raise ServiceUnavailable("The server is shutting down.", headers=[("Retry-After", "5")])
         try:
-            await asyncio.wait_for(self.core.db.read(_answers), READY_TIMEOUT)
+            current = await asyncio.wait_for(
+                self.core.db.read(server_key.fingerprint), READY_TIMEOUT
+            )
         except Exception as exc:
             log.warning("readiness check: the database did not answer (%s)", type(exc).__name__)
             raise ServiceUnavailable(
                 "The database is not answering.", headers=[("Retry-After", "5")]
             ) from None
+        if current != self.core.keys.fingerprint:
+            log.warning("readiness check: the server key was replaced; restart with the new one")
+            raise ServiceUnavailable(
+                "This server's key was replaced ('tfa-server rotate-key'): it must be restarted"
+                " with the new key file."
+            )
         return wire.Ready("ready")
 
     @cached_property

@@ -18,11 +18,18 @@ from tfa_server.core import Core
 from tfa_server.crypto import KeyFileError, ServerKeys, create_key_file, load_key_file
 from tfa_server.http.forwarded import TrustedProxies
 from tfa_server.http.server import HttpLimits, HttpServer
+from tfa_server.keys import check_key
 from tfa_server.metrics import Metrics
 from tfa_server.passwords import Passwords
 from tfa_server.storage import schema, throttles
 from tfa_server.storage import sessions as session_rows
-from tfa_server.storage.database import Connection, SqliteDatabase, open_database, redacted
+from tfa_server.storage.database import (
+    Connection,
+    Database,
+    SqliteDatabase,
+    open_database,
+    redacted,
+)
 
 log = logging.getLogger("tfa_server")
 
@@ -59,10 +66,21 @@ def initialise(settings: Settings) -> bool:
     if not key_exists:
         create_key_file(settings.key_path)
     database = SqliteDatabase(settings.db_path)
-    database.open_sync()
-    database.close()
+    try:
+        database.open_sync()
+        if not db_exists:
+            _claim(database, settings)
+    finally:
+        database.close()
     os.chmod(settings.db_path, 0o600)
     return not db_exists
+
+
+def _claim(database: Database, settings: Settings) -> None:
+    """A new database is the key file's from the start (an older one, when a server first
+    opens it: keys.check_key)."""
+    keys = ServerKeys(load_key_file(settings.key_path))
+    database.run_sync(lambda conn: check_key(conn, keys, settings.key_path, settings.database_name))
 
 
 def _initialise_server(settings: Settings) -> bool:
@@ -86,6 +104,13 @@ def _initialise_server(settings: Settings) -> bool:
     if not key_exists:
         settings.key_path.parent.mkdir(parents=True, exist_ok=True)
         create_key_file(settings.key_path)
+    if before == 0:
+        database = open_database(settings.db_url)
+        try:
+            database.open_sync()
+            _claim(database, settings)
+        finally:
+            database.close()
     return before == 0 or not key_exists
 
 
@@ -108,6 +133,7 @@ def open_core(settings: Settings, clock: Clock | None = None) -> Core:
     db = open_database(settings.database)
     try:
         db.open_sync()
+        db.run_sync(lambda conn: check_key(conn, keys, settings.key_path, settings.database_name))
     except BaseException:
         db.close()
         raise

@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from ipaddress import ip_address
@@ -45,6 +46,7 @@ from tfa_server.demo_accounts import DEMO_ACCOUNTS, seed_demo_accounts
 from tfa_server.errors import ApiError
 from tfa_server.http.forwarded import HEADERS, Network, TrustedProxies, parse_networks
 from tfa_server.http.server import HttpLimits
+from tfa_server.keys import rotate
 from tfa_server.pam import PAM_MODULE
 from tfa_server.passwords import password_problem
 from tfa_server.storage import schema, transfer
@@ -201,6 +203,17 @@ def build_parser() -> Parser:
     )
     _storage_options(backup)
     backup.add_argument("destination", metavar="DEST", help="the new file (must not exist)")
+
+    rotate = commands.add_parser(
+        "rotate-key",
+        help="replace the server key, re-encrypting every 2FA secret (stop every server first)",
+        description="Make a new server key and re-key the database under it in one"
+        " transaction: every TOTP secret is encrypted again, and recovery codes keep working."
+        " The old key file is kept as KEY.retired-N, needed only to restore a backup taken"
+        " before now. Stop every server using the database first, and give the new key file"
+        " to each before starting it. Interrupted, run it again.",
+    )
+    _storage_options(rotate)
 
     serve = commands.add_parser("serve", help="run the HTTP server")
     _storage_options(serve)
@@ -505,6 +518,32 @@ def _backup(args: argparse.Namespace) -> int:
     print(
         f"the key file {settings.key_path} is not in the copy: back it up separately (the copy"
         " is useless without it, and the two together open every account's 2FA)"
+    )
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    require_database(settings.db_path)
+    done = rotate(settings, time.time(), f"cli:{getpass.getuser()}")
+    if done.counts is None:
+        print(
+            f"finished an interrupted rotation: {settings.key_path} is the key of generation"
+            f" {done.generation}"
+        )
+    else:
+        counts = done.counts
+        print(
+            f"rotated the server key of {settings.database_name} to generation"
+            f" {done.generation}: {counts['totp_secrets']} 2FA secret(s) and"
+            f" {counts['pending_setups']} unfinished setup(s) re-encrypted,"
+            f" {counts['recovery_codes']} recovery code(s) re-keyed"
+        )
+    print(
+        f"the new key is {settings.key_path}; the old one is now {done.retired_file}, needed"
+        " only to restore a backup taken before this rotation: destroy it (shred -u) when no"
+        " such backup is kept. Back up the new key file; give it to every server before"
+        " starting it."
     )
     return 0
 
@@ -965,6 +1004,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "migrate": _migrate,
             "copy": _copy,
             "backup": _backup,
+            "rotate-key": _rotate_key,
             "serve": _serve_command,
             "demo": _demo,
             "user": _user,

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -49,26 +50,80 @@ def _derive(master: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(master)
 
 
+def key_fingerprint(master: bytes) -> str:
+    """A key check value the database keeps, so a server given the wrong key file (or the
+    old one after a rotation) refuses to start instead of failing at each sign-in. Derived
+    for this purpose alone: it tells nothing about the other keys."""
+    return _derive(master, b"tfa/key-fingerprint/v1")[:16].hex()
+
+
 class ServerKeys:
-    """Separate keys per purpose, so the recovery-code MAC key never doubles as a cipher key."""
+    """Separate keys per purpose, so the recovery-code MAC key never doubles as a cipher key.
+
+    Recovery codes are stored only as MACs, so a new key (`tfa-server rotate-key`) cannot
+    recompute them: it MACs each stored digest again under its own key (`rewrap`), and keeps
+    the retired MAC keys, sealed under itself, for as long as codes made under them remain.
+    A code made under key generation g is then checked as MAC_g, re-MACed by every later
+    key in turn (`recovery_code_digest` with `retired`, oldest first).
+    """
 
     def __init__(self, master: bytes) -> None:
         self._secrets = AESGCM(_derive(master, b"tfa/totp-secret/aes-256-gcm/v1"))
         self._recovery_mac = _derive(master, b"tfa/recovery-code/hmac-sha256/v1")
+        self.fingerprint = key_fingerprint(master)
 
     def encrypt_secret(self, plaintext: str, user_id: int) -> bytes:
         """AES-256-GCM with the user id as associated data: a row copied to another user fails."""
-        nonce = secrets.token_bytes(_NONCE_BYTES)
-        return nonce + self._secrets.encrypt(nonce, plaintext.encode(), _aad(user_id))
+        return self._seal(plaintext.encode(), _aad(user_id))
 
     def decrypt_secret(self, blob: bytes, user_id: int) -> str:
-        nonce, ciphertext = blob[:_NONCE_BYTES], blob[_NONCE_BYTES:]
-        return self._secrets.decrypt(nonce, ciphertext, _aad(user_id)).decode()
+        return self._open(blob, _aad(user_id)).decode()
 
-    def recovery_code_digest(self, normalized_code: str, user_id: int) -> str:
-        """HMAC-SHA-256 salted with the user id: a database dump alone reveals no code."""
+    def recovery_code_digest(
+        self, normalized_code: str, user_id: int, retired: Sequence[bytes] = ()
+    ) -> str:
+        """HMAC-SHA-256 salted with the user id: a database dump alone reveals no code.
+
+        `retired`: the MAC keys of the generations since the code was made, oldest first."""
+        first, *later = [*retired, self._recovery_mac]
         message = f"{user_id}:{normalized_code}".encode()
-        return hmac.new(self._recovery_mac, message, hashlib.sha256).hexdigest()
+        digest = hmac.new(first, message, hashlib.sha256).hexdigest()
+        for key in later:
+            digest = _rewrap(key, digest)
+        return digest
+
+    def rewrap(self, digest: str) -> str:
+        """A stored digest made under an older key, MACed again under this one: after a
+        rotation the stored values can be checked only with the current key."""
+        return _rewrap(self._recovery_mac, digest)
+
+    def seal_retired(self, retired: ServerKeys, generation: int) -> bytes:
+        """A retired key's recovery MAC key, sealed under this key for the database."""
+        return self._seal(retired._recovery_mac, _retired_aad(generation))
+
+    def reseal(self, sealed: bytes, generation: int, new: ServerKeys) -> bytes:
+        """A retired MAC key sealed under this key, sealed under `new` instead."""
+        return new._seal(self.unseal_retired(sealed, generation), _retired_aad(generation))
+
+    def unseal_retired(self, sealed: bytes, generation: int) -> bytes:
+        return self._open(sealed, _retired_aad(generation))
+
+    def _seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return nonce + self._secrets.encrypt(nonce, plaintext, aad)
+
+    def _open(self, sealed: bytes, aad: bytes) -> bytes:
+        nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+        return self._secrets.decrypt(nonce, ciphertext, aad)
+
+
+def _rewrap(key: bytes, digest: str) -> str:
+    # "rewrap:" cannot begin a first digest's message, which begins with the user id.
+    return hmac.new(key, f"rewrap:{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def _retired_aad(generation: int) -> bytes:
+    return f"tfa-retired-recovery-key:{generation}".encode()
 
 
 def _aad(user_id: int) -> bytes:

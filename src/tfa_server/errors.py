@@ -98,3 +98,15 @@ class TooManyAttempts(ApiError):
 
 class ServiceUnavailable(ApiError):
     status, code = 503, "service_unavailable"
+
+
+class ServerKeyReplaced(ServiceUnavailable):
+    """This process holds a key that `tfa-server rotate-key` has since replaced: it must seal
+    nothing more under it, nor count a code it can no longer check as a wrong one."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This server is running with a key that has been replaced. Nothing was changed;"
+            " try again in a moment.",
+            headers=[("Retry-After", "30")],
+        )

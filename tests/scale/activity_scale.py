@@ -33,7 +33,7 @@ import httpx
 from argon2 import PasswordHasher, Type
 
 from tfa_server.app import initialise
-from tfa_server.crypto import create_key_file
+from tfa_server.crypto import ServerKeys, create_key_file, load_key_file
 from tfa_server.storage.database import sqlite_statements
 from tfa_server.storage.schema import MIGRATIONS
 
@@ -257,6 +257,11 @@ def measure(history: int, accounts: list[int], repeat: int, folder: Path) -> Fig
     started = time.perf_counter()
     initialise(settings)  # opens the database: the upgrade to version 5 backfills the rollup
     figures.backfill_seconds = time.perf_counter() - started
+    with closing(sqlite3.connect(settings.db_path, isolation_level=None)) as conn:
+        # The seeded secrets are placeholders no key opens: the key is the database's by
+        # declaration here, as `tfa-server init` declares it for a new database.
+        fingerprint = ServerKeys(load_key_file(settings.key_path)).fingerprint
+        conn.execute("UPDATE server_key SET fingerprint = ?", (fingerprint,))
     with closing(sqlite3.connect(settings.db_path)) as conn:
         figures.rollup_rows = conn.execute("SELECT COUNT(*) FROM activity").fetchone()[0]
     have = sizes[0]

@@ -327,6 +327,11 @@ def test_the_audit_log_says_each_act_on_an_account_in_words() -> None:
     assert audit_detail("admin_revoked", {"is_admin": False}) == "no longer administrator"
     for action in ("user_disabled", "user_enabled", "user_deleted", "admin_granted"):
         assert action in ACTIONS
+    rotated = {"generation": 2, "totp_secrets": 40, "pending_setups": 1, "recovery_codes": 390}
+    assert ACTIONS["server_key_rotated"] == "Server key rotated"
+    assert audit_detail("server_key_rotated", rotated) == (
+        "generation 2: 40 2FA secret(s), 390 recovery code(s) re-keyed"
+    )
 
 
 # Refusals

@@ -343,7 +343,28 @@ END;
 {name_parts_backfill()}
 """  # noqa: S608 fixed text
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# Issue 18: the server key's generation and check value (`tfa-server rotate-key` moves both
+# forward; a server whose key file has another check value refuses to start), the recovery
+# MAC keys of retired generations sealed under the current key, kept while codes made under
+# them remain, and the generation each recovery code was made under. The fingerprint stays
+# empty until a server first opens the database with its key.
+_V8 = """
+CREATE TABLE server_key (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL CHECK (generation >= 1),
+    fingerprint TEXT,
+    rotated_at REAL
+);
+INSERT INTO server_key (id, generation) VALUES (1, 1);
+CREATE TABLE retired_recovery_keys (
+    generation INTEGER PRIMARY KEY,
+    sealed BLOB NOT NULL,
+    retired_at REAL NOT NULL
+);
+ALTER TABLE recovery_codes ADD COLUMN key_generation INTEGER NOT NULL DEFAULT 1
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 LATEST = len(MIGRATIONS)
 
 

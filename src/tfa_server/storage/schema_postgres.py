@@ -250,4 +250,20 @@ CREATE TRIGGER name_parts_of_deleted_account AFTER DELETE ON users FOR EACH ROW
 {name_parts_backfill()};
 """  # noqa: S608 fixed text
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8 = """
+CREATE TABLE server_key (
+    id integer PRIMARY KEY CHECK (id = 1),
+    generation integer NOT NULL CHECK (generation >= 1),
+    fingerprint text,
+    rotated_at double precision
+);
+INSERT INTO server_key (id, generation) VALUES (1, 1);
+CREATE TABLE retired_recovery_keys (
+    generation integer PRIMARY KEY,
+    sealed bytea NOT NULL,
+    retired_at double precision NOT NULL
+);
+ALTER TABLE recovery_codes ADD COLUMN key_generation integer NOT NULL DEFAULT 1;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)

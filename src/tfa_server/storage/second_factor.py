@@ -71,25 +71,45 @@ def remove(conn: Connection, user_id: int) -> bool:
     return removed == 1
 
 
-def replace_recovery_codes(conn: Connection, user_id: int, digests: list[str], now: float) -> None:
+def replace_recovery_codes(
+    conn: Connection, user_id: int, digests: list[str], now: float, generation: int
+) -> None:
     conn.execute("DELETE FROM recovery_codes WHERE user_id = $1", (user_id,))
     conn.executemany(
-        "INSERT INTO recovery_codes (user_id, digest, created_at) VALUES ($1, $2, $3)",
-        [(user_id, digest, now) for digest in digests],
+        "INSERT INTO recovery_codes (user_id, digest, created_at, key_generation)"
+        " VALUES ($1, $2, $3, $4)",
+        [(user_id, digest, now, generation) for digest in digests],
     )
 
 
-def use_recovery_code(conn: Connection, user_id: int, digest: str, now: float) -> CodeUse:
-    """Spend a code with one conditional UPDATE, so two concurrent uses cannot both win."""
+def recovery_generations(conn: Connection, user_id: int) -> list[int]:
+    """The key generations the user's codes were made under (one, unless a set is mid-way)."""
+    rows = conn.execute(
+        "SELECT DISTINCT key_generation FROM recovery_codes WHERE user_id = $1"
+        " ORDER BY key_generation",
+        (user_id,),
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def use_recovery_code(conn: Connection, user_id: int, digests: list[str], now: float) -> CodeUse:
+    """Spend a code with one conditional UPDATE, so two concurrent uses cannot both win.
+
+    `digests`: what the code is under each key generation the user's codes were made in."""
+    if not digests:
+        return CodeUse.UNKNOWN
+    marks = ", ".join(f"${number}" for number in range(3, len(digests) + 3))
     spent = conn.execute(
-        "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND digest = $3"
+        f"UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND digest IN ({marks})"  # noqa: S608 placeholders only
         " AND used_at IS NULL",
-        (now, user_id, digest),
+        (now, user_id, *digests),
     ).rowcount
     if spent == 1:
         return CodeUse.SPENT
+    marks = ", ".join(f"${number}" for number in range(2, len(digests) + 2))
     exists = conn.execute(
-        "SELECT 1 FROM recovery_codes WHERE user_id = $1 AND digest = $2", (user_id, digest)
+        f"SELECT 1 FROM recovery_codes WHERE user_id = $1 AND digest IN ({marks})",  # noqa: S608 placeholders only
+        (user_id, *digests),
     ).fetchone()
     return CodeUse.ALREADY_USED if exists else CodeUse.UNKNOWN
 

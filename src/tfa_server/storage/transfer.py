@@ -1,7 +1,8 @@
 """`tfa-server copy`: a whole installation from one database to another (SQLite to PostgreSQL
 and back), rows and ids as they are, in one transaction on the target.
 
-The TOTP secrets travel sealed: the target is read with the same key file. The activity
+The TOTP secrets travel sealed, with the key's generation, check value and retired
+recovery MAC keys: the target is read with the same key file. The activity
 rollup is not copied but rebuilt by the target's own triggers as the history goes in, and the
 throttle rows and leases are not copied at all (minutes of state, rebuilt by use).
 """
@@ -23,8 +24,13 @@ TABLES = (
     "services",
     "login_history",
     "audit_log",
+    "retired_recovery_keys",
 )
-KEYS = {"totp_secrets": "user_id", "pending_totp_secrets": "user_id"}
+KEYS = {
+    "totp_secrets": "user_id",
+    "pending_totp_secrets": "user_id",
+    "retired_recovery_keys": "generation",
+}
 # The tables whose ids the target hands out next (PostgreSQL's identity sequences).
 IDENTITIES = ("users", "recovery_codes", "sessions", "services", "login_history", "audit_log")
 BATCH = 2000
@@ -49,7 +55,7 @@ class Counts:
 def counts(conn: Connection) -> Counts:
     rows = {
         table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 fixed names
-        for table in (*TABLES, "policy")
+        for table in (*TABLES, "policy", "server_key")
     }
     return Counts(rows)
 
@@ -104,6 +110,11 @@ def copy(source: Database, target: Database, target_name: str) -> tuple[Counts, 
             "UPDATE policy SET force_2fa = $1, grace_period_days = $2, forced_since = $3,"
             " updated_at = $4 WHERE id = 1",
             (policy[0], policy[1], policy[2], policy[3]),
+        )
+        key = src.execute("SELECT generation, fingerprint, rotated_at FROM server_key").fetchone()
+        dst.execute(
+            "UPDATE server_key SET generation = $1, fingerprint = $2, rotated_at = $3 WHERE id = 1",
+            (key[0], key[1], key[2]),
         )
         if not dst.dialect.sqlite:
             for table in IDENTITIES:

@@ -54,6 +54,7 @@ ACTIONS = {
     "user_deleted": "User deleted",
     "admin_granted": "Made administrator",
     "admin_revoked": "Admin rights removed",
+    "server_key_rotated": "Server key rotated",
 }
 
 
@@ -137,6 +138,11 @@ def audit_detail(action: str, detail: Mapping[str, Any]) -> str:
         return f"{role}, {had}, {ended}"
     if action in ("admin_granted", "admin_revoked"):
         return "administrator" if detail.get("is_admin") else "no longer administrator"
+    if action == "server_key_rotated":
+        return (
+            f"generation {detail.get('generation')}: {detail.get('totp_secrets', 0)} 2FA"
+            f" secret(s), {detail.get('recovery_codes', 0)} recovery code(s) re-keyed"
+        )
     return ", ".join(f"{key}={value}" for key, value in detail.items()) or "-"
 
 
