@@ -9,6 +9,8 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tfa_server.api import Api
@@ -21,6 +23,7 @@ from tfa_server.http.server import HttpLimits, HttpServer
 from tfa_server.keys import check_key
 from tfa_server.metrics import Metrics
 from tfa_server.passwords import Passwords
+from tfa_server.storage import retention as retention_rows
 from tfa_server.storage import schema, throttles
 from tfa_server.storage import sessions as session_rows
 from tfa_server.storage.database import (
@@ -29,6 +32,7 @@ from tfa_server.storage.database import (
     SqliteDatabase,
     open_database,
     redacted,
+    transaction,
 )
 
 log = logging.getLogger("tfa_server")
@@ -39,6 +43,12 @@ KEEP_ENDED_SESSIONS = 30 * 86_400.0
 # few minutes of failures long however many addresses try. Every instance prunes; the
 # deletes are idempotent.
 PRUNE_THROTTLES_EVERY = 60.0
+# Retention deletes this many rows a transaction, pausing between, so a backlog (retention
+# switched on over years of history) never holds the write lock long: requests wait at most
+# one batch, a few milliseconds.
+RETENTION_BATCH = 500
+RETENTION_PAUSE = 0.02
+DAY = 86_400.0
 
 
 class DatabaseMissing(Exception):
@@ -47,6 +57,13 @@ class DatabaseMissing(Exception):
 
 class MetricsListenerError(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    history: int
+    audit: int
+    batches: int
 
 
 def initialise(settings: Settings) -> bool:
@@ -116,6 +133,13 @@ def _initialise_server(settings: Settings) -> bool:
 
 def _has_accounts(conn: Connection) -> bool:
     return conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0] in (1, True)
+
+
+def _in_transaction(
+    prune: Callable[[Connection, float, int], int], before: float, limit: int, conn: Connection
+) -> int:
+    with transaction(conn):
+        return prune(conn, before, limit)
 
 
 def require_database(path: Path | None) -> None:
@@ -217,12 +241,47 @@ class Application:
             purge = functools.partial(self._purge, sessions_too=sessions_too)
             try:
                 await self.core.db.run(purge)
+                if sessions_too:
+                    await self.enforce_retention()
             except Exception as exc:
-                log.error("purging old sessions and throttle rows failed: %s", exc)
+                log.error("purging old sessions, throttle rows and history failed: %s", exc)
                 if self.metrics is not None:
                     self.metrics.database_errors.inc()
             since_sessions = 0.0 if sessions_too else since_sessions + PRUNE_THROTTLES_EVERY
             await asyncio.sleep(PRUNE_THROTTLES_EVERY)
+
+    async def enforce_retention(self) -> Pruned:
+        """Delete history and audit entries older than their retention (hourly, in the
+        background), a batch a transaction; returns what went."""
+        retention = self.core.settings.retention
+        now = self.core.now()
+        counts: dict[str, int] = {}
+        batches = 0
+        for name, days, prune in (
+            ("history", retention.history_days, retention_rows.prune_history),
+            ("audit", retention.audit_days, retention_rows.prune_audit),
+        ):
+            counts[name] = used = 0
+            if days <= 0:
+                continue
+            batch = functools.partial(_in_transaction, prune, now - days * DAY, RETENTION_BATCH)
+            while True:
+                deleted = await self.core.db.run(batch)
+                counts[name] += deleted
+                used += deleted > 0
+                if deleted < RETENTION_BATCH:
+                    break
+                await asyncio.sleep(RETENTION_PAUSE)
+            if counts[name]:
+                log.info(
+                    "retention: removed %d %s entries older than %d days in %d transactions",
+                    counts[name],
+                    name,
+                    days,
+                    used,
+                )
+            batches += used
+        return Pruned(counts["history"], counts["audit"], batches)
 
     def _purge(self, conn: Connection, sessions_too: bool) -> None:
         now = self.core.now()

@@ -36,6 +36,7 @@ from tfa_server.app import (
 from tfa_server.backup import BackupError, backup_sqlite
 from tfa_server.config import (
     PasswordHashing,
+    Retention,
     SessionRules,
     Settings,
     ThrottleRules,
@@ -119,6 +120,21 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 3600 seconds")
+    return value
+
+
+MAX_RETENTION_DAYS = 36_500
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if not 0 <= value <= MAX_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not between 0 (keep everything) and {MAX_RETENTION_DAYS} days"
+        )
     return value
 
 
@@ -299,6 +315,23 @@ def build_parser() -> Parser:
         "--metrics-host",
         default=_env("METRICS_HOST", "127.0.0.1"),
         help="the metrics listener's address (TFA_METRICS_HOST; default %(default)s)",
+    )
+    kept = Retention()
+    serve.add_argument(
+        "--history-retention-days",
+        type=_days,
+        default=_env("HISTORY_RETENTION_DAYS", str(kept.history_days)),
+        metavar="DAYS",
+        help="delete sign-in history older than this, in the background; 0 keeps it all"
+        " (TFA_HISTORY_RETENTION_DAYS; default %(default)s)",
+    )
+    serve.add_argument(
+        "--audit-retention-days",
+        type=_days,
+        default=_env("AUDIT_RETENTION_DAYS", str(kept.audit_days)),
+        metavar="DAYS",
+        help="delete audit log entries older than this; 0 keeps them all"
+        " (TFA_AUDIT_RETENTION_DAYS; default %(default)s)",
     )
     serve.add_argument(
         "--shutdown-delay",
@@ -923,6 +956,7 @@ def _serve_command(args: argparse.Namespace) -> int:
             challenge_attempts=args.challenge_attempts,
             ip_max_failures=args.ip_max_failures,
         ),
+        retention=Retention(args.history_retention_days, args.audit_retention_days),
     )
     _configure_logging(args.log_level, args.log_format)
     app = Application(

@@ -60,6 +60,17 @@ class SessionRules:
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """Days kept; 0 keeps everything. A year of sign-in history answers "was that me?" for
+    every season and meets audit rules that ask for twelve months (PCI DSS 10.5.1), while
+    addresses and client names older than that serve no one. Administrators' actions are few
+    and are the evidence when misuse comes to light late, so they are kept twice as long."""
+
+    history_days: int = 365
+    audit_days: int = 730
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     # The SQLite file, or None with a postgresql:// URL in db_url instead.
     db_path: Path | None
@@ -71,6 +82,7 @@ class Settings:
     throttle: ThrottleRules = field(default_factory=ThrottleRules)
     sessions: SessionRules = field(default_factory=SessionRules)
     recovery_code_count: int = 10
+    retention: Retention = field(default_factory=Retention)
     # Where people reach this server, for the messages that tell them to set up 2FA.
     public_url: str = ""
 
