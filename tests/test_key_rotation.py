@@ -69,6 +69,37 @@ async def _state(server: RunningServer) -> dict[str, Any]:
     return result
 
 
+async def _alice_with_2fa(folder: Path, clock: FakeClock) -> tuple[Settings, str, list[str]]:
+    """An installation in `folder` where alice has TOTP and recovery codes, its server
+    stopped: (settings, her TOTP secret, her codes)."""
+    server = await start_server(folder, clock)
+    try:
+        async with server.client() as http:
+            secret, codes, _ = await user_with_2fa(server, http)
+    finally:
+        await server.app.stop()
+    return server.settings, secret, codes
+
+
+async def _alice_signs_in(
+    folder: Path, clock: FakeClock, secret: str, code: str | None = None
+) -> server_key.KeyState:
+    """A server on `folder` again: alice signs in with her app, and with the recovery code
+    `code` when given; returns the key's state it saw."""
+    again = await start_server(folder, clock)
+    try:
+        async with again.client() as http:
+            assert (await sign_in_with_totp(http, "alice", secret, clock))["status"] == (
+                "authenticated"
+            )
+            if code is not None:
+                assert (await _recover(http, "alice", code)).status_code == 200
+        state: server_key.KeyState = (await _state(again))["key"]
+    finally:
+        await again.app.stop()
+    return state
+
+
 async def test_rotation_then_sign_ins_with_the_old_key_destroyed(
     env: dict[str, str], tmp_path: Path, database_url: str | None
 ) -> None:
@@ -160,14 +191,9 @@ async def test_codes_survive_two_rotations_and_retired_keys_go_when_unused(
     """A code made two keys ago is checked through both retired MAC keys; once no code made
     under a retired key remains, the next rotation forgets it."""
     clock = FakeClock()
-    server = await start_server(tmp_path, clock)
-    try:
-        async with server.client() as http:
-            secret, codes, _ = await user_with_2fa(server, http)
-    finally:
-        await server.app.stop()
+    settings, secret, codes = await _alice_with_2fa(tmp_path, clock)
     for _ in range(2):
-        assert rotate_key(env, server.settings).returncode == 0
+        assert rotate_key(env, settings).returncode == 0
     again = await start_server(tmp_path, clock)
     try:
         assert (await _state(again))["retired"] == [1, 2]
@@ -183,7 +209,7 @@ async def test_codes_survive_two_rotations_and_retired_keys_go_when_unused(
             new_codes = fresh.json()["recovery_codes"]
     finally:
         await again.app.stop()
-    rotated = rotate_key(env, server.settings)
+    rotated = rotate_key(env, settings)
     assert rotated.returncode == 0, rotated.stderr
     last = await start_server(tmp_path, clock)
     try:
@@ -263,13 +289,7 @@ async def test_serve_refuses_a_key_that_is_not_the_databases(
     """Checked at start, so a wrong key file is one line then, not a failure at each sign-in;
     a database from before the check value existed takes the first key that opens its
     secrets, and no other."""
-    server = await start_server(tmp_path)
-    try:
-        async with server.client() as http:
-            await user_with_2fa(server, http)
-    finally:
-        await server.app.stop()
-    settings = server.settings
+    settings, _, _ = await _alice_with_2fa(tmp_path, FakeClock())
     assert settings.db_path is not None
     stranger = tmp_path / "other.key"
     stranger.write_bytes(secrets.token_bytes(32))
@@ -356,13 +376,7 @@ async def test_killed_in_the_middle_the_database_is_whole_and_a_second_run_finis
     env: dict[str, str], tmp_path: Path
 ) -> None:
     clock = FakeClock()
-    server = await start_server(tmp_path, clock)
-    try:
-        async with server.client() as http:
-            secret, codes, _ = await user_with_2fa(server, http)
-    finally:
-        await server.app.stop()
-    settings = server.settings
+    settings, secret, codes = await _alice_with_2fa(tmp_path, clock)
     assert settings.db_path is not None
     _seed(settings.db_path, settings.key_path, 8_000)
     before = _sealed(settings.db_path)
@@ -391,14 +405,7 @@ async def test_killed_in_the_middle_the_database_is_whole_and_a_second_run_finis
     assert settings.key_path.read_bytes() == old_key
     assert _sealed(settings.db_path) == before
     # A server may start on it meanwhile, with the old key; a stale staged key is harmless.
-    middle = await start_server(tmp_path, clock)
-    try:
-        async with middle.client() as http:
-            assert (await sign_in_with_totp(http, "alice", secret, clock))["status"] == (
-                "authenticated"
-            )
-    finally:
-        await middle.app.stop()
+    assert (await _alice_signs_in(tmp_path, clock, secret)).generation == 1
 
     second = run(env, "rotate-key", *where)
     assert second.returncode == 0, second.stderr
@@ -409,15 +416,7 @@ async def test_killed_in_the_middle_the_database_is_whole_and_a_second_run_finis
     assert not set(after["digests"]) & set(before["digests"])
     assert rotation.retired_path(settings.key_path, 1).read_bytes() == old_key
 
-    done = await start_server(tmp_path, clock)
-    try:
-        async with done.client() as http:
-            assert (await sign_in_with_totp(http, "alice", secret, clock))["status"] == (
-                "authenticated"
-            )
-            assert (await _recover(http, "alice", codes[0])).status_code == 200
-    finally:
-        await done.app.stop()
+    assert (await _alice_signs_in(tmp_path, clock, secret, codes[0])).generation == 2
 
 
 async def test_killed_after_the_commit_serve_says_so_and_a_second_run_moves_the_files(
@@ -427,19 +426,13 @@ async def test_killed_after_the_commit_serve_says_so_and_a_second_run_moves_the_
     place: the process dies as it is about to replace the file (os.replace, outside the
     project, stands in for the kill)."""
     clock = FakeClock()
-    server = await start_server(tmp_path, clock)
-    try:
-        async with server.client() as http:
-            secret, codes, _ = await user_with_2fa(server, http)
-    finally:
-        await server.app.stop()
-    settings = server.settings
+    settings, secret, codes = await _alice_with_2fa(tmp_path, clock)
     old_key = settings.key_path.read_bytes()
 
     def killed(*args: Any) -> None:
         raise SystemExit(137)
 
-    monkeypatch.setattr(rotation.os, "replace", killed)
+    monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(SystemExit):
         rotation.rotate(settings, clock.now(), "cli:test")
     monkeypatch.undo()
@@ -457,16 +450,7 @@ async def test_killed_after_the_commit_serve_says_so_and_a_second_run_moves_the_
     assert settings.key_path.read_bytes() != old_key
     assert not staged.exists()
     assert rotation.retired_path(settings.key_path, 1).read_bytes() == old_key
-    again = await start_server(tmp_path, clock)
-    try:
-        async with again.client() as http:
-            assert (await sign_in_with_totp(http, "alice", secret, clock))["status"] == (
-                "authenticated"
-            )
-            assert (await _recover(http, "alice", codes[0])).status_code == 200
-        assert (await _state(again))["key"].generation == 2
-    finally:
-        await again.app.stop()
+    assert (await _alice_signs_in(tmp_path, clock, secret, codes[0])).generation == 2
 
 
 def test_rotate_key_refusals_are_one_line(env: dict[str, str], tmp_path: Path) -> None:
