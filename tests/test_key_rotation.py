@@ -320,6 +320,27 @@ async def test_serve_refuses_a_key_that_is_not_the_databases(
         open_core(Settings(db_path=settings.db_path, key_path=stranger))
 
 
+async def test_a_backup_from_before_a_rotation_names_the_key_it_needs(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    settings, secret, codes = await _alice_with_2fa(tmp_path, clock)
+    assert settings.db_path is not None
+    copy = tmp_path / "before-rotation.db"
+    assert run(env, "backup", "--db", str(settings.db_path), str(copy)).returncode == 0
+    assert rotate_key(env, settings).returncode == 0
+    settings.db_path.unlink()  # restored as the README says: the copy where the database was
+    for leftover in ("-wal", "-shm"):
+        settings.db_path.with_name(settings.db_path.name + leftover).unlink(missing_ok=True)
+    copy.rename(settings.db_path)
+    served = run(env, "serve", "--db", str(settings.db_path), "--port", "0")
+    assert served.returncode == 1
+    retired = rotation.retired_path(settings.key_path, 1)
+    assert f"from before a key rotation (a backup?): its key is {retired}" in served.stderr
+    retired.replace(settings.key_path)
+    assert (await _alice_signs_in(tmp_path, clock, secret, codes[0])).generation == 1
+
+
 def _seed(db: Path, key: Path, accounts: int) -> None:
     """Many accounts with a TOTP secret and ten recovery codes each, written directly: the
     rotation then takes long enough to be killed in the middle of its transaction."""

@@ -69,14 +69,17 @@ def check_key(conn: Connection, keys: ServerKeys, key_path: Path, database: str)
             f"'tfa-server rotate-key' re-keyed {database} but did not finish replacing"
             f" {key_path} with {staged}: run 'tfa-server rotate-key' again to finish"
         )
+    retired = retired_path(key_path, state.generation)
+    if _fingerprint_of(retired) == state.fingerprint:
+        raise KeyFileError(
+            f"key file {key_path} is newer than {database}, which is from before a key"
+            f" rotation (a backup?): its key is {retired}; give that with --key-file"
+        )
     raise KeyFileError(
-        f"key file {key_path} is not the key of {database} (generation {state.generation},"
-        f"{_rotated(state.rotated_at)}); after a rotation every instance needs the new key file"
+        f"key file {key_path} is not the key of {database} (key generation"
+        f" {state.generation}); after a rotation every instance needs the new key file, and a"
+        " backup from before one needs the key file of its time"
     )
-
-
-def _rotated(at: float | None) -> str:
-    return " never rotated" if at is None else " rotated since this file was its key"
 
 
 def _opens_a_secret(conn: Connection, keys: ServerKeys) -> bool:
