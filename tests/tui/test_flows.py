@@ -520,6 +520,7 @@ async def test_a_locked_keyring_does_not_hold_up_the_sign_in_screen(
             locked.unlocked.set()
             await settle(app, pilot)
             assert isinstance(app.screen, HomeScreen)  # then the remembered session resumes
+            await pilot.pause(0.05)  # its widgets mounted before the app quits
     finally:
         locked.unlocked.set()
     assert locked.asked_on

@@ -90,8 +90,11 @@ class SignInScreen(TfaScreen):
 
     def on_mount(self) -> None:
         self._warn_if_in_clear()
-        if self._username:  # now, so the screen's AUTO_FOCUS finds the focus taken
-            self.set_focus(self.query_one("#password"))
+        # Now, so the screen's AUTO_FOCUS finds the focus taken. The field may be gone
+        # already when the app quits while this screen is still being mounted.
+        password = self.query("#password")
+        if self._username and password:
+            self.set_focus(password.first())
 
     @on(Input.Submitted, "#server")
     def _server_entered(self) -> None:
