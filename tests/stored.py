@@ -3,10 +3,24 @@ row of every table through the server's own connection, and on SQLite the file's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from tfa_server.config import Settings
-from tfa_server.storage.database import Connection
+from tfa_server.storage.database import Connection, SqliteDatabase
+
+T = TypeVar("T")
+
+
+def on_file(db: Path, work: Callable[[Connection], T]) -> T:
+    """`work` on a SQLite file no server has open, through the server's own storage layer."""
+    database = SqliteDatabase(db)
+    database.open_sync()
+    try:
+        return database.run_sync(work)
+    finally:
+        database.close()
 
 
 def tables(conn: Connection) -> list[str]:

@@ -24,7 +24,7 @@ from tfa_server.app import initialise, open_core
 from tfa_server.config import Settings
 from tfa_server.crypto import KeyFileError, ServerKeys, key_fingerprint, load_key_file
 from tfa_server.storage import audit, server_key
-from tfa_server.storage.database import Connection, SqliteDatabase
+from tfa_server.storage.database import Connection
 
 from .conftest import (
     PASSWORD,
@@ -39,6 +39,7 @@ from .conftest import (
     totp_code,
     user_with_2fa,
 )
+from .stored import on_file
 from .test_cli import COMMAND, env, run
 
 __all__ = ["env"]  # a fixture, used by name
@@ -303,10 +304,7 @@ async def test_serve_refuses_a_key_that_is_not_the_databases(
         with conn.transaction():
             conn.execute("UPDATE server_key SET fingerprint = NULL")
 
-    database = SqliteDatabase(settings.db_path)
-    database.open_sync()
-    database.run_sync(_forget)
-    database.close()
+    on_file(settings.db_path, _forget)
     with pytest.raises(KeyFileError, match="does not open the 2FA secrets"):
         open_core(Settings(db_path=settings.db_path, key_path=stranger))
     core = open_core(settings)
@@ -345,8 +343,6 @@ def _seed(db: Path, key: Path, accounts: int) -> None:
     """Many accounts with a TOTP secret and ten recovery codes each, written directly: the
     rotation then takes long enough to be killed in the middle of its transaction."""
     keys = ServerKeys(load_key_file(key))
-    database = SqliteDatabase(db)
-    database.open_sync()
 
     def _write(conn: Connection) -> None:
         with conn.transaction():
@@ -367,15 +363,10 @@ def _seed(db: Path, key: Path, accounts: int) -> None:
                 [(user_id, secrets.token_hex(32)) for user_id in ids for _ in range(10)],
             )
 
-    try:
-        database.run_sync(_write)
-    finally:
-        database.close()
+    on_file(db, _write)
 
 
 def _sealed(db: Path) -> dict[str, Any]:
-    database = SqliteDatabase(db)
-    database.open_sync()
 
     def _read(conn: Connection) -> dict[str, Any]:
         return {
@@ -387,10 +378,7 @@ def _sealed(db: Path) -> dict[str, Any]:
             ).fetchone()[0],
         }
 
-    try:
-        return database.run_sync(_read)
-    finally:
-        database.close()
+    return on_file(db, _read)
 
 
 async def test_killed_in_the_middle_the_database_is_whole_and_a_second_run_finishes(

@@ -17,7 +17,7 @@ import pytest
 from tfa_server.admin import Actor, Admin
 from tfa_server.app import RETENTION_BATCH
 from tfa_server.config import Retention
-from tfa_server.storage.database import Connection, SqliteDatabase
+from tfa_server.storage.database import Connection
 from tfa_server.storage.schema import BUCKET_SECONDS
 
 from .conftest import (
@@ -30,6 +30,7 @@ from .conftest import (
     start_server,
     user_with_2fa,
 )
+from .stored import on_file
 from .test_cli import env, run
 
 __all__ = ["env"]  # a fixture, used by name
@@ -136,8 +137,6 @@ async def test_zero_keeps_everything(tmp_path: Path) -> None:
 
 def _old_history(db: Path, rows: int, at: float) -> None:
     """Refused attempts of names that are no account, written directly: a backlog."""
-    database = SqliteDatabase(db)
-    database.open_sync()
 
     def _write(conn: Connection) -> None:
         with conn.transaction():
@@ -148,10 +147,7 @@ def _old_history(db: Path, rows: int, at: float) -> None:
                 [(f"nobody{number}", at + number * 0.001) for number in range(rows)],
             )
 
-    try:
-        database.run_sync(_write)
-    finally:
-        database.close()
+    on_file(db, _write)
 
 
 async def test_a_backlog_goes_in_small_batches_while_sign_ins_go_on(

@@ -110,24 +110,19 @@ def _initialise_server(settings: Settings) -> bool:
         before = database.run_sync(schema.version)
         database.run_sync(schema.migrate)
         populated = database.run_sync(_has_accounts)
+        key_exists = settings.key_path.exists()
+        if populated and not key_exists:
+            raise KeyFileError(
+                f"database {redacted(settings.db_url)} holds accounts but the key file"
+                f" {settings.key_path} does not exist; copy the key file every instance uses"
+            )
+        if not key_exists:
+            settings.key_path.parent.mkdir(parents=True, exist_ok=True)
+            create_key_file(settings.key_path)
+        if before == 0:
+            _claim(database, settings)
     finally:
         database.close()
-    key_exists = settings.key_path.exists()
-    if populated and not key_exists:
-        raise KeyFileError(
-            f"database {redacted(settings.db_url)} holds accounts but the key file"
-            f" {settings.key_path} does not exist; copy the key file every instance uses"
-        )
-    if not key_exists:
-        settings.key_path.parent.mkdir(parents=True, exist_ok=True)
-        create_key_file(settings.key_path)
-    if before == 0:
-        database = open_database(settings.db_url)
-        try:
-            database.open_sync()
-            _claim(database, settings)
-        finally:
-            database.close()
     return before == 0 or not key_exists
 
 
@@ -254,34 +249,34 @@ class Application:
         """Delete history and audit entries older than their retention (hourly, in the
         background), a batch a transaction; returns what went."""
         retention = self.core.settings.retention
-        now = self.core.now()
-        counts: dict[str, int] = {}
-        batches = 0
-        for name, days, prune in (
-            ("history", retention.history_days, retention_rows.prune_history),
-            ("audit", retention.audit_days, retention_rows.prune_audit),
-        ):
-            counts[name] = used = 0
-            if days <= 0:
-                continue
-            batch = functools.partial(_in_transaction, prune, now - days * DAY, RETENTION_BATCH)
-            while True:
-                deleted = await self.core.db.run(batch)
-                counts[name] += deleted
-                used += deleted > 0
-                if deleted < RETENTION_BATCH:
-                    break
-                await asyncio.sleep(RETENTION_PAUSE)
-            if counts[name]:
-                log.info(
-                    "retention: removed %d %s entries older than %d days in %d transactions",
-                    counts[name],
-                    name,
-                    days,
-                    used,
-                )
-            batches += used
-        return Pruned(counts["history"], counts["audit"], batches)
+        history, history_batches = await self._prune("history", retention.history_days)
+        audit, audit_batches = await self._prune("audit", retention.audit_days)
+        return Pruned(history, audit, history_batches + audit_batches)
+
+    async def _prune(self, name: str, days: int) -> tuple[int, int]:
+        """(rows deleted, transactions that deleted some) of one kind; days 0 keeps all."""
+        if days <= 0:
+            return 0, 0
+        prune = retention_rows.prune_history if name == "history" else retention_rows.prune_audit
+        batch = functools.partial(
+            _in_transaction, prune, self.core.now() - days * DAY, RETENTION_BATCH
+        )
+        deleted = batches = 0
+        while (done := await self.core.db.run(batch)) > 0:
+            deleted += done
+            batches += 1
+            if done < RETENTION_BATCH:
+                break
+            await asyncio.sleep(RETENTION_PAUSE)
+        if deleted:
+            log.info(
+                "retention: removed %d %s entries older than %d days in %d transactions",
+                deleted,
+                name,
+                days,
+                batches,
+            )
+        return deleted, batches
 
     def _purge(self, conn: Connection, sessions_too: bool) -> None:
         now = self.core.now()
